@@ -1,0 +1,3 @@
+module github.com/coffeebuddy/coffeebuddy/migrations
+
+go 1.26.0
