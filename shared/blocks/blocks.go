@@ -1,0 +1,136 @@
+// Package blocks builds every Slack message and modal CoffeeBuddy sends, as
+// Block Kit. Text a user typed goes through Escape, so it is shown as typed
+// and can ping nobody. Golden files in testdata pin the JSON.
+package blocks
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/slack-go/slack"
+)
+
+// Action and callback ids: the interaction handlers route on these.
+const (
+	ActionAddOrder  = "order_add"
+	ActionMyUsual   = "order_usual"
+	ActionVolunteer = "run_volunteer"
+	ActionCloseNow  = "run_close_now"
+
+	CallbackOrder    = "order_submit"
+	BlockDrink       = "drink"
+	BlockSize        = "size"
+	BlockCustomize   = "customizations"
+	MaxCustomization = 200
+)
+
+// Escape makes untrusted text safe for mrkdwn: Slack's three control
+// characters become entities, so `<!channel>` or `<@U123>` typed by a user
+// render literally instead of pinging anyone.
+func Escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// Date renders t with Slack's date formatting so each reader sees it in
+// their own time zone; fallback is what clients that cannot format show.
+func Date(t time.Time, format string) string {
+	return fmt.Sprintf("<!date^%d^%s|%s>", t.Unix(), format, t.UTC().Format("15:04 UTC"))
+}
+
+func mrkdwn(s string) *slack.TextBlockObject { return slack.NewTextBlockObject(slack.MarkdownType, s, false, false) }
+func plain(s string) *slack.TextBlockObject  { return slack.NewTextBlockObject(slack.PlainTextType, s, true, false) }
+
+// RunMessage is the channel message that shows a run; it is posted once and
+// then updated in place.
+func RunMessage(run coffee.Run) []slack.Block {
+	header := fmt.Sprintf(":coffee: <@%s> started a coffee run! Last call %s.",
+		run.InitiatorUserID, Date(run.LastCallAt, "{time}"))
+	value := run.ID.String()
+	buttons := slack.NewActionBlock("run_actions",
+		slack.NewButtonBlockElement(ActionAddOrder, value, plain("Add my order")).WithStyle(slack.StylePrimary),
+		slack.NewButtonBlockElement(ActionMyUsual, value, plain("My usual")),
+		slack.NewButtonBlockElement(ActionVolunteer, value, plain("I'll go")),
+		slack.NewButtonBlockElement(ActionCloseNow, value, plain("Close now")),
+	)
+	return []slack.Block{
+		slack.NewSectionBlock(mrkdwn(header), nil, nil),
+		slack.NewSectionBlock(mrkdwn("_No orders yet._"), nil, nil),
+		buttons,
+		slack.NewContextBlock("run_context", mrkdwn(fmt.Sprintf("Only <@%s> can close the run early.", run.InitiatorUserID))),
+	}
+}
+
+// RunMessageText is the notification fallback for RunMessage.
+func RunMessageText(run coffee.Run) string {
+	return fmt.Sprintf("Coffee run started by <@%s>, last call %s", run.InitiatorUserID, Date(run.LastCallAt, "{time}"))
+}
+
+// OrderMetadata travels in the modal's private_metadata so the submission
+// finds its channel's run.
+type OrderMetadata struct {
+	TeamID    string `json:"team_id"`
+	ChannelID string `json:"channel_id"`
+}
+
+// Drinks and sizes in the order the modal lists them.
+var (
+	Drinks = []string{"latte", "espresso", "cappuccino", "americano", "mocha"}
+	Sizes  = []string{"small", "medium", "large"}
+)
+
+// Label is the display form of a drink or size value.
+func Label(v string) string {
+	if v == "" {
+		return ""
+	}
+	return strings.ToUpper(v[:1]) + v[1:]
+}
+
+// Prefill is the user's most frequent order, pre-selected in the modal.
+type Prefill struct{ Drink, Size string }
+
+// OrderModal is the order form.
+func OrderModal(meta OrderMetadata, pre Prefill) slack.ModalViewRequest {
+	md, _ := json.Marshal(meta) // two strings: cannot fail
+	drink := selectInput(BlockDrink, "Drink", "Choose a drink", Drinks, pre.Drink)
+	size := selectInput(BlockSize, "Size", "Choose a size", Sizes, pre.Size)
+	custom := slack.NewPlainTextInputBlockElement(plain("e.g. oat milk, extra shot"), BlockCustomize)
+	custom.MaxLength = MaxCustomization
+	customBlock := slack.NewInputBlock(BlockCustomize, plain("Customizations"), plain(fmt.Sprintf("Up to %d characters.", MaxCustomization)), custom)
+	customBlock.Optional = true
+	return slack.ModalViewRequest{
+		Type:            slack.VTModal,
+		CallbackID:      CallbackOrder,
+		Title:           plain("Coffee order"),
+		Submit:          plain("Place order"),
+		Close:           plain("Cancel"),
+		PrivateMetadata: string(md),
+		Blocks:          slack.Blocks{BlockSet: []slack.Block{drink, size, customBlock}},
+	}
+}
+
+func selectInput(id, label, placeholder string, values []string, initial string) *slack.InputBlock {
+	opts := make([]*slack.OptionBlockObject, len(values))
+	var init *slack.OptionBlockObject
+	for i, v := range values {
+		opts[i] = slack.NewOptionBlockObject(v, plain(Label(v)), nil)
+		if v == initial {
+			init = opts[i]
+		}
+	}
+	sel := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(placeholder), id, opts...)
+	sel.InitialOption = init
+	return slack.NewInputBlock(id, plain(label), nil, sel)
+}
+
+// Ephemeral is a short reply only the caller sees.
+type Ephemeral struct {
+	ResponseType string `json:"response_type"`
+	Text         string `json:"text"`
+}
+
+// EphemeralText builds an ephemeral command response.
+func EphemeralText(text string) Ephemeral { return Ephemeral{ResponseType: "ephemeral", Text: text} }

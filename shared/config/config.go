@@ -1,0 +1,130 @@
+// Package config reads CoffeeBuddy's configuration contract (DESIGN.md §5)
+// from the environment into typed values. Secrets may come from *_FILE paths
+// (Vault agent writes them under /vault/secrets/) and are re-read when the
+// file changes, so a rotated secret needs no restart.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the local Slack stand-in, used when no Slack credentials are
+// configured (make run). They are not secrets: they only open the stand-in.
+const (
+	LocalSlackBotToken      = "xoxb-local-standin"
+	LocalSlackSigningSecret = "local-standin-signing-secret"
+	LocalSlackAPIURL        = "http://127.0.0.1:8091/api/"
+	SlackAPIURL             = "https://slack.com/api/"
+)
+
+// Config is the typed configuration of one CoffeeBuddy process.
+type Config struct {
+	Port             int
+	DatabaseURL      string // empty: the caller decides (make run embeds one)
+	DatabaseMaxConns int32
+	KafkaBrokers     []string // empty: the caller decides (make run embeds one)
+	SlackSigningSecret *Secret
+	SlackBotToken      *Secret
+	SlackAPIURL        string
+	// SlackLocal is true when no Slack credentials were configured and the
+	// local stand-in's defaults are in force.
+	SlackLocal      bool
+	LastCall        time.Duration
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+}
+
+// Load reads the configuration through getenv (os.Getenv in production, a
+// map in tests). Every problem is reported, not just the first.
+func Load(getenv func(string) string) (Config, error) {
+	var errs []error
+	c := Config{
+		DatabaseURL:  strings.TrimSpace(getenv("DATABASE_URL")),
+		KafkaBrokers: splitList(getenv("KAFKA_BROKERS")),
+		SlackAPIURL:  strings.TrimSpace(getenv("SLACK_API_URL")),
+	}
+	var err error
+	if c.Port, err = intVar(getenv, "PORT", 8080, 1, 65535); err != nil {
+		errs = append(errs, err)
+	}
+	maxConns, err := intVar(getenv, "DATABASE_MAX_CONNS", 20, 1, 1000)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.DatabaseMaxConns = int32(maxConns)
+	if c.LastCall, err = durationVar(getenv, "COFFEE_LAST_CALL", 10*time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if lvl := getenv("LOG_LEVEL"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", lvl))
+		}
+	}
+
+	c.SlackSigningSecret, err = secretVar(getenv, "SLACK_SIGNING_SECRET")
+	errs = append(errs, err)
+	c.SlackBotToken, err = secretVar(getenv, "SLACK_BOT_TOKEN")
+	errs = append(errs, err)
+	switch {
+	case c.SlackSigningSecret == nil && c.SlackBotToken == nil:
+		c.SlackLocal = true
+		c.SlackSigningSecret = StaticSecret("SLACK_SIGNING_SECRET", LocalSlackSigningSecret)
+		c.SlackBotToken = StaticSecret("SLACK_BOT_TOKEN", LocalSlackBotToken)
+		if c.SlackAPIURL == "" {
+			c.SlackAPIURL = LocalSlackAPIURL
+		}
+	case c.SlackSigningSecret == nil || c.SlackBotToken == nil:
+		errs = append(errs, errors.New("SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or their _FILE forms) must be set together"))
+	case c.SlackAPIURL == "":
+		c.SlackAPIURL = SlackAPIURL
+	}
+	if c.SlackAPIURL != "" && !strings.HasSuffix(c.SlackAPIURL, "/") {
+		c.SlackAPIURL += "/" // slack-go appends method names directly
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func intVar(getenv func(string) string, name string, def, lo, hi int) (int, error) {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: %q is not a whole number from %d to %d", name, s, lo, hi)
+	}
+	return n, nil
+}
+
+func durationVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a positive Go duration such as 10m", name, s)
+	}
+	return d, nil
+}
