@@ -5,6 +5,7 @@
 package events
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -14,6 +15,9 @@ import (
 const (
 	// TypeCommandCoffee is a verified `/coffee` slash command.
 	TypeCommandCoffee = "com.coffeebuddy.command.coffee"
+	// TypeInteraction is a verified Slack interaction payload (button click,
+	// modal submission) as slack-ingress received it.
+	TypeInteraction = "com.coffeebuddy.interaction"
 	// TypeRunCreated announces a new coffee run (written to the outbox in the
 	// run's creating transaction).
 	TypeRunCreated = "com.coffeebuddy.run.created"
@@ -81,6 +85,7 @@ type Spec struct {
 // (a test in this package checks it).
 var Catalog = []Spec{
 	{Type: TypeCommandCoffee, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "run-start", Payload: SlashCommand{}},
+	{Type: TypeInteraction, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "(order handling, issue 3)", Payload: Interaction{}},
 	{Type: TypeRunCreated, Topic: TopicOrders, Producer: "run-start (outbox)", Consumer: "run-announce", Payload: RunCreated{}},
 }
 
@@ -116,4 +121,16 @@ type RunCreated struct {
 	InitiatorUserID string    `json:"initiator_user_id"`
 	LastCallAt      time.Time `json:"last_call_at"`
 	CreatedAt       time.Time `json:"created_at"`
+}
+
+// Interaction is a verified Slack interaction. Payload is Slack's JSON as
+// received (untrusted user input inside), kept whole so consumers can read
+// any field Slack sends.
+type Interaction struct {
+	Type       string          `json:"type"`
+	TeamID     string          `json:"team_id"`
+	UserID     string          `json:"user_id"`
+	ChannelID  string          `json:"channel_id,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
+	ReceivedAt time.Time       `json:"received_at"`
 }

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/slack-go/slack"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// MaxBody is the largest request body accepted (413 above it). Slash
+// commands are a few hundred bytes; modal submissions a few KiB.
+const MaxBody = 256 << 10
+
+// Deadlines inside Slack's 3-second budget.
+const (
+	produceTimeout = 2 * time.Second
+	modalTimeout   = 2500 * time.Millisecond
+)
+
+// Producer is the durable hand-off to Kafka (a *kgo.Client).
+type Producer interface {
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
+// ModalOpener opens a modal for a trigger_id.
+type ModalOpener interface {
+	OpenModal(ctx context.Context, triggerID string, view slack.ModalViewRequest) error
+}
+
+// Ingress serves Slack's slash commands and interactions.
+type Ingress struct {
+	secret   *config.Secret
+	produce  Producer
+	modals   ModalOpener
+	lastCall time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	requests *prometheus.CounterVec
+	produced prometheus.Histogram
+}
+
+// New wires an Ingress; reg may be nil.
+func New(secret *config.Secret, p Producer, m ModalOpener, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+	in := &Ingress{
+		secret: secret, produce: p, modals: m, lastCall: lastCall, log: log, now: time.Now,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slack_ingress_requests_total",
+			Help: "Slack requests by endpoint and HTTP status.",
+		}, []string{"endpoint", "status"}),
+		produced: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slack_ingress_produce_seconds",
+			Help:    "Time for the durable Kafka produce before the ack.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(in.requests, in.produced)
+	}
+	return in.routes()
+}
+
+func (in *Ingress) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /slack/commands", in.verified("commands", in.command))
+	mux.HandleFunc("POST /slack/interactions", in.verified("interactions", in.interaction))
+	return mux
+}
+
+// verified reads at most MaxBody bytes, checks Slack's signature over the
+// raw bytes, and only then lets next parse them.
+func (in *Ingress) verified(endpoint string, next func(w http.ResponseWriter, r *http.Request, form url.Values) int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status := in.serveVerified(w, r, next)
+		in.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+	}
+}
+
+func (in *Ingress) serveVerified(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, url.Values) int) int {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", MaxBody))
+	}
+	if err != nil {
+		return fail(w, http.StatusBadRequest, "could not read request body")
+	}
+	secret, err := in.secret.Value()
+	if err != nil {
+		in.log.Error("signing secret unavailable", "err", err)
+		if secret == "" {
+			return fail(w, http.StatusServiceUnavailable, "signing secret unavailable")
+		}
+	}
+	if err := slackapi.Verify(secret, r.Header.Get(slackapi.HeaderTimestamp), r.Header.Get(slackapi.HeaderSignature), body, in.now()); err != nil {
+		in.log.Warn("rejected unverified request", "path", r.URL.Path, "reason", err.Error(), "remote", r.RemoteAddr)
+		return fail(w, http.StatusUnauthorized, "invalid Slack signature: "+err.Error())
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return fail(w, http.StatusBadRequest, "body is not form-encoded")
+	}
+	return next(w, r, form)
+}
+
+func (in *Ingress) command(w http.ResponseWriter, r *http.Request, form url.Values) int {
+	cmd := events.SlashCommand{
+		TeamID: form.Get("team_id"), ChannelID: form.Get("channel_id"),
+		UserID: form.Get("user_id"), UserName: form.Get("user_name"),
+		Command: form.Get("command"), Text: form.Get("text"),
+		ResponseURL: form.Get("response_url"), TriggerID: form.Get("trigger_id"),
+		ReceivedAt: in.now().UTC(),
+	}
+	// Metadata only: never the token, the text or the response_url.
+	log := in.log.With("team", cmd.TeamID, "channel", cmd.ChannelID, "user", cmd.UserID, "command", cmd.Command, "at", cmd.ReceivedAt)
+	if cmd.TeamID == "" || cmd.ChannelID == "" || cmd.UserID == "" || cmd.Command == "" {
+		log.Warn("command missing fields")
+		return fail(w, http.StatusBadRequest, "command is missing team_id, channel_id, user_id or command")
+	}
+	switch cmd.Command {
+	case "/coffee":
+	default:
+		log.Info("unknown command")
+		return reply(w, blocks.EphemeralText(fmt.Sprintf("I don't know %s. Try `/coffee`.", blocks.Escape(cmd.Command))))
+	}
+	if _, err := coffee.ParseLastCall(cmd.Text, in.lastCall); err != nil {
+		log.Info("command rejected", "reason", "bad last call")
+		return reply(w, blocks.EphemeralText(err.Error()))
+	}
+	// Open the order modal while the produce is in flight: the trigger_id
+	// is only good for 3 s, and it does not wait on our Kafka latency.
+	in.openOrderModal(cmd.TriggerID, cmd.TeamID, cmd.ChannelID, log)
+	ev, err := in.event(events.TypeCommandCoffee, cmd.TeamID+"/"+cmd.ChannelID, cmd)
+	if err == nil {
+		err = in.send(r.Context(), events.TopicSlackEvents, ev)
+	}
+	if err != nil {
+		log.Error("command not accepted: Kafka produce failed", "err", err)
+		return reply(w, blocks.EphemeralText(":warning: CoffeeBuddy couldn't take that just now. Please try again in a moment."))
+	}
+	log.Info("command accepted", "ce_id", ev.ID())
+	return reply(w, blocks.EphemeralText(":coffee: Got it! Opening your order form…"))
+}
+
+func (in *Ingress) interaction(w http.ResponseWriter, r *http.Request, form url.Values) int {
+	raw := form.Get("payload")
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(raw), &cb); err != nil || cb.Type == "" {
+		return fail(w, http.StatusBadRequest, "payload is not a Slack interaction")
+	}
+	log := in.log.With("team", cb.Team.ID, "channel", cb.Channel.ID, "user", cb.User.ID, "interaction", string(cb.Type))
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		for _, a := range cb.ActionCallback.BlockActions {
+			if a.ActionID == blocks.ActionAddOrder {
+				in.openOrderModal(cb.TriggerID, cb.Team.ID, cb.Channel.ID, log)
+			}
+		}
+	case slack.InteractionTypeViewSubmission:
+		if errs := validateOrder(cb.View.State); len(errs) > 0 {
+			log.Info("order rejected with field errors", "fields", len(errs))
+			return reply(w, slack.NewErrorsViewSubmissionResponse(errs))
+		}
+	}
+	ix := events.Interaction{
+		Type: string(cb.Type), TeamID: cb.Team.ID, UserID: cb.User.ID, ChannelID: cb.Channel.ID,
+		Payload: json.RawMessage(raw), ReceivedAt: in.now().UTC(),
+	}
+	ev, err := in.event(events.TypeInteraction, cb.Team.ID+"/"+cb.Channel.ID, ix)
+	if err == nil {
+		err = in.send(r.Context(), events.TopicSlackEvents, ev)
+	}
+	if err != nil {
+		log.Error("interaction not accepted: Kafka produce failed", "err", err)
+		return fail(w, http.StatusServiceUnavailable, "temporarily unavailable")
+	}
+	log.Info("interaction accepted", "ce_id", ev.ID())
+	// An empty 200 closes a submitted modal and acknowledges a click.
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
+}
+
+// validateOrder returns Slack inline field errors for a submitted order.
+func validateOrder(state *slack.ViewState) map[string]string {
+	errs := map[string]string{}
+	if state == nil {
+		return map[string]string{blocks.BlockDrink: "Please choose a drink."}
+	}
+	get := func(block string) slack.BlockAction { return state.Values[block][block] }
+	if !oneOf(get(blocks.BlockDrink).SelectedOption.Value, blocks.Drinks) {
+		errs[blocks.BlockDrink] = "Please choose a drink from the list."
+	}
+	if !oneOf(get(blocks.BlockSize).SelectedOption.Value, blocks.Sizes) {
+		errs[blocks.BlockSize] = "Please choose a size from the list."
+	}
+	if n := len([]rune(get(blocks.BlockCustomize).Value)); n > blocks.MaxCustomization {
+		errs[blocks.BlockCustomize] = fmt.Sprintf("Customizations can be at most %d characters (this is %d).", blocks.MaxCustomization, n)
+	}
+	return errs
+}
+
+func oneOf(v string, set []string) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (in *Ingress) openOrderModal(triggerID, teamID, channelID string, log *slog.Logger) {
+	if triggerID == "" {
+		return
+	}
+	view := blocks.OrderModal(blocks.OrderMetadata{TeamID: teamID, ChannelID: channelID}, blocks.Prefill{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), modalTimeout)
+		defer cancel()
+		if err := in.modals.OpenModal(ctx, triggerID, view); err != nil {
+			log.Warn("could not open order modal", "err", err)
+		}
+	}()
+}
+
+// event builds a CloudEvent keyed by partition key pk (team/channel, so one
+// channel's events stay ordered).
+func (in *Ingress) event(typ, pk string, data any) (event.Event, error) {
+	ev := event.New()
+	ev.SetID(uuid.NewString())
+	ev.SetType(typ)
+	ev.SetSource(events.SourceIngress)
+	ev.SetSubject(pk)
+	ev.SetTime(in.now())
+	ev.SetExtension(kafka.ExtPartitionKey, pk)
+	if err := ev.SetData(event.ApplicationJSON, data); err != nil {
+		return ev, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return ev, nil
+}
+
+// send produces ev and waits for acks=all: the ack to Slack goes out only
+// once the request is durable.
+func (in *Ingress) send(ctx context.Context, topic string, ev event.Event) error {
+	rec, err := kafka.Record(topic, "", ev)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, produceTimeout)
+	defer cancel()
+	start := time.Now()
+	err = in.produce.ProduceSync(ctx, rec).FirstErr()
+	in.produced.Observe(time.Since(start).Seconds())
+	return err
+}
+
+func reply(w http.ResponseWriter, v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fail(w, http.StatusInternalServerError, "could not encode response")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	return http.StatusOK
+}
+
+func fail(w http.ResponseWriter, status int, msg string) int {
+	http.Error(w, msg, status)
+	return status
+}
+
+// slackModals opens modals through slack-go.
+type slackModals struct{ clients *slackapi.Clients }
+
+func (m slackModals) OpenModal(ctx context.Context, triggerID string, view slack.ModalViewRequest) error {
+	cli, err := m.clients.Get()
+	if err != nil {
+		return err
+	}
+	if _, err := cli.OpenViewContext(ctx, triggerID, view); err != nil {
+		return fmt.Errorf("views.open: %w", err)
+	}
+	return nil
+}
