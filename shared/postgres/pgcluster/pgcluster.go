@@ -1,0 +1,412 @@
+// Package pgcluster starts a throwaway PostgreSQL cluster from the local
+// server binaries (initdb + postgres), for `make run` without DATABASE_URL and
+// for tests. It trades durability for speed (fsync off) and removes all data
+// on Stop.
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Options tune Start. The zero value is ready to use.
+type Options struct {
+	// Port to listen on at 127.0.0.1; 0 picks a free port.
+	Port int
+	// LogWriter, when set, also receives the server's log output (it is
+	// always written to postgres.log in the cluster directory).
+	LogWriter io.Writer
+	// BinDir overrides where initdb and postgres are looked up.
+	BinDir string
+	// StartTimeout bounds how long Start waits for the server to accept
+	// connections; 0 means 30 s.
+	StartTimeout time.Duration
+}
+
+// Cluster is a running ephemeral PostgreSQL server.
+type Cluster struct {
+	dir     string
+	dataDir string
+	sockDir string
+	port    int
+	cmd     *exec.Cmd
+	logFile *os.File
+	exited  chan struct{} // closed once the server process has been reaped
+	waitErr error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// installHint tells a newcomer how to get the server binaries.
+const installHint = "install the PostgreSQL server binaries (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) or set DATABASE_URL"
+
+// Start initialises a cluster in a new temporary directory and starts a
+// server on it. The caller must Stop it.
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("pgcluster: %w", err)
+		}
+	}()
+
+	initdb, postgres, err := findBinaries(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	cred, owner, err := credential()
+	if err != nil {
+		return nil, err
+	}
+
+	dir, err := os.MkdirTemp("", "coffeebuddy-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("create temp dir: %w", err)
+	}
+	// postgres reports its data directory as an absolute path; the
+	// readiness check compares against it.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	c := &Cluster{
+		dir:     dir,
+		dataDir: filepath.Join(dir, "data"),
+		sockDir: filepath.Join(dir, "sock"),
+		exited:  make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			c.kill()
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if err := os.Mkdir(c.sockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	if owner != nil {
+		// initdb refuses to run as root, so the postgres OS user owns the tree.
+		if err := chownAll(dir, owner.uid, owner.gid); err != nil {
+			return nil, err
+		}
+	}
+
+	c.logFile, err = os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open server log: %w", err)
+	}
+	var logw io.Writer = c.logFile
+	if opts.LogWriter != nil {
+		logw = io.MultiWriter(c.logFile, opts.LogWriter)
+	}
+
+	initCmd := exec.CommandContext(ctx, initdb,
+		"-D", c.dataDir, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync",
+		"--locale=C")
+	initCmd.Stdout, initCmd.Stderr = logw, logw
+	initCmd.Env = serverEnv()
+	initCmd.SysProcAttr = sysProcAttr(cred)
+	if err := initCmd.Run(); err != nil {
+		return nil, fmt.Errorf("initdb: %w (log: %s)", err, c.logTail())
+	}
+
+	c.port = opts.Port
+	if c.port == 0 {
+		if c.port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+
+	c.cmd = exec.Command(postgres,
+		"-D", c.dataDir,
+		"-h", "127.0.0.1",
+		"-p", strconv.Itoa(c.port),
+		"-k", c.sockDir,
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+		"-c", "max_connections=300",
+	)
+	c.cmd.Stdout, c.cmd.Stderr = logw, logw
+	c.cmd.Env = serverEnv()
+	c.cmd.SysProcAttr = sysProcAttr(cred)
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	go func() {
+		c.waitErr = c.cmd.Wait()
+		close(c.exited)
+	}()
+
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if err := c.waitReady(ctx, timeout); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// URL is the admin URL of the cluster's default database.
+func (c *Cluster) URL() string { return c.URLFor("postgres") }
+
+// URLFor is the URL of database db on the cluster, as the postgres superuser.
+func (c *Cluster) URLFor(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User("postgres"),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)),
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Port is the TCP port the server listens on.
+func (c *Cluster) Port() int { return c.port }
+
+// Dir is the temporary directory holding data, socket and log; Stop removes it.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Stop shuts the server down (fast shutdown: SIGINT), waits for it and
+// removes the cluster directory. It is safe to call more than once.
+func (c *Cluster) Stop() error {
+	c.stopOnce.Do(func() {
+		var errs []error
+		if c.cmd != nil && c.cmd.Process != nil {
+			select {
+			case <-c.exited:
+			default:
+				if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+					errs = append(errs, fmt.Errorf("signal postgres: %w", err))
+				}
+				select {
+				case <-c.exited:
+				case <-time.After(30 * time.Second):
+					// Fast shutdown stuck: immediate shutdown, then kill.
+					_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+					select {
+					case <-c.exited:
+					case <-time.After(5 * time.Second):
+						_ = c.cmd.Process.Kill()
+						<-c.exited
+					}
+					errs = append(errs, errors.New("postgres did not stop within 30s"))
+				}
+			}
+		}
+		if c.logFile != nil {
+			_ = c.logFile.Close()
+		}
+		if err := os.RemoveAll(c.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove cluster dir: %w", err))
+		}
+		if err := errors.Join(errs...); err != nil {
+			c.stopErr = fmt.Errorf("pgcluster: stop: %w", err)
+		}
+	})
+	return c.stopErr
+}
+
+// kill is the failure path of Start: no clean shutdown needed.
+func (c *Cluster) kill() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+	if c.logFile != nil {
+		_ = c.logFile.Close()
+	}
+}
+
+func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var lastErr error
+	for {
+		select {
+		case <-c.exited:
+			return fmt.Errorf("postgres exited during start-up: %v (log: %s)", c.waitErr, c.logTail())
+		default:
+		}
+		pingCtx, pingCancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.ping(pingCtx)
+		pingCancel()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errNotOurs) {
+			// Someone else holds the port (only possible with opts.Port, or
+			// a race on the free port): fail fast instead of using their server.
+			return fmt.Errorf("port %d: %w (log: %s)", c.port, err, c.logTail())
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres not accepting connections after %s: %w (last error: %v; log: %s)",
+				timeout, ctx.Err(), lastErr, c.logTail())
+		case <-c.exited:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+var errNotOurs = errors.New("another PostgreSQL server answers on this port")
+
+// ping connects over TCP and checks the server is the one running on our
+// data directory, not another one that happens to own the port.
+func (c *Cluster) ping(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.URL())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var dataDir string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dataDir); err != nil {
+		return err
+	}
+	if filepath.Clean(dataDir) != filepath.Clean(c.dataDir) {
+		return fmt.Errorf("%w (its data directory is %s)", errNotOurs, dataDir)
+	}
+	return nil
+}
+
+// logTail returns the end of the server log for error messages.
+func (c *Cluster) logTail() string {
+	b, err := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
+	if err != nil {
+		return "unavailable"
+	}
+	const max = 2000
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// findBinaries looks for initdb and postgres in binDir, then on PATH, then in
+// the newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH).
+func findBinaries(binDir string) (initdb, postgres string, err error) {
+	if binDir != "" {
+		return inDir(binDir)
+	}
+	if i, err1 := exec.LookPath("initdb"); err1 == nil {
+		if p, err2 := exec.LookPath("postgres"); err2 == nil {
+			return i, p, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgVersion(dirs[i]) > pgVersion(dirs[j]) })
+	for _, d := range dirs {
+		if i, p, err := inDir(d); err == nil {
+			return i, p, nil
+		}
+	}
+	return "", "", fmt.Errorf("initdb/postgres not found on PATH or under /usr/lib/postgresql/*/bin: %s", installHint)
+}
+
+func inDir(dir string) (string, string, error) {
+	i, p := filepath.Join(dir, "initdb"), filepath.Join(dir, "postgres")
+	for _, f := range []string{i, p} {
+		if st, err := os.Stat(f); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", "", fmt.Errorf("%s not found or not executable: %s", f, installHint)
+		}
+	}
+	return i, p, nil
+}
+
+// pgVersion extracts the major version from /usr/lib/postgresql/<v>/bin.
+func pgVersion(binDir string) float64 {
+	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
+	return v
+}
+
+type owner struct{ uid, gid int }
+
+// credential returns the credential to run the server as: PostgreSQL refuses
+// to run as root, so root drops to the postgres OS user.
+func credential() (*syscall.Credential, *owner, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, nil, fmt.Errorf("running as root needs a postgres OS user (%w): %s", err, installHint)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres uid %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres gid %q: %w", u.Gid, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, &owner{uid, gid}, nil
+}
+
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Credential: cred,
+		// Own process group: a terminal Ctrl-C reaches us, not the server,
+		// so we can still shut it down cleanly.
+		Setpgid: true,
+		// If the parent (e.g. a test binary) is killed, take the server with
+		// it. Linux ties this to the thread that started the child; the Go
+		// runtime only retires threads of goroutines that exit while
+		// LockOSThread-ed, which nothing here does.
+		Pdeathsig: syscall.SIGKILL,
+	}
+}
+
+// serverEnv keeps the parent's environment minus variables that would
+// redirect initdb/postgres (PGDATA, PGPORT, ...), and pins a neutral locale.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "LC_") || strings.HasPrefix(kv, "LANG=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LC_ALL=C", "LANG=C")
+}
+
+func chownAll(root string, uid, gid int) error {
+	err := filepath.WalkDir(root, func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
+	if err != nil {
+		return fmt.Errorf("chown cluster dir to postgres: %w", err)
+	}
+	return nil
+}
+
+// freePort asks the kernel for a free loopback port. Another process could
+// take it before postgres binds; the start-up check then reports it.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
