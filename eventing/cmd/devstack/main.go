@@ -1,0 +1,104 @@
+// Command devstack is `make run`: the whole bot on one machine with
+// embedded defaults. Ctrl-C stops everything and removes temporary data.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coffeebuddy/coffeebuddy/eventing/devstack"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(root, ".tmp", "run", "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(logDir, "devstack.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	log := slog.New(slog.NewJSONHandler(logf, nil))
+
+	fmt.Println("Starting CoffeeBuddy (PostgreSQL, Kafka, functions, eventing stand-in)…")
+	start := time.Now()
+	s, err := devstack.Start(ctx, devstack.Options{
+		Root: root, Log: log, LogDir: logDir,
+		BinDir:     os.Getenv("DEVSTACK_BIN"),
+		Transcript: os.Stdout,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	banner(os.Stdout, s, root, time.Since(start))
+	<-ctx.Done()
+	fmt.Println("\nStopping CoffeeBuddy…")
+	return nil
+}
+
+func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
+	rel := func(p string) string {
+		if r, err := filepath.Rel(root, p); err == nil {
+			return r
+		}
+		return p
+	}
+	fmt.Fprintf(w, "\n☕ CoffeeBuddy is running (ready in %s)\n\n", took.Round(100*time.Millisecond))
+	fmt.Fprintf(w, "  Slack endpoints   %s/slack/commands  %s/slack/interactions\n", s.IngressURL, s.IngressURL)
+	if s.Slack != nil {
+		fmt.Fprintf(w, "  Local Slack       %s  (open in a browser to watch the channel)\n", s.SlackURL)
+		fmt.Fprintf(w, "  Try it            curl -s %s/_standin/command -d '{\"command\":\"/coffee\",\"text\":\"5\",\"user_id\":\"U1\",\"user_name\":\"alice\",\"channel_id\":\"C0LOCAL\",\"team_id\":\"T0LOCAL\"}'\n", s.SlackURL)
+	} else {
+		fmt.Fprintf(w, "  Slack             real Slack (SLACK_BOT_TOKEN set); point your app's request URLs at the endpoints above\n")
+	}
+	fmt.Fprintf(w, "  Kafka             %s  (kcat -b %s -L)\n", strings.Join(s.Brokers, ","), s.Brokers[0])
+	fmt.Fprintf(w, "  PostgreSQL        %s\n", s.DatabaseURL)
+	fmt.Fprintf(w, "  Functions         ")
+	for name, u := range s.Functions {
+		fmt.Fprintf(w, "%s=%s ", name, u)
+	}
+	fmt.Fprintf(w, "\n  Logs              %s/<function>.log (JSON)\n", rel(s.LogDir))
+	fmt.Fprintf(w, "  Real Slack app    deploy/slack-app-manifest.yaml; see README \"Connect a real Slack app\"\n")
+	fmt.Fprintf(w, "\nCtrl-C stops everything and removes temporary data.\n\n")
+}
+
+// repoRoot walks up to the directory holding go.work.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.work above the current directory; run from the repository")
+		}
+		dir = parent
+	}
+}

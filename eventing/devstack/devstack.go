@@ -1,0 +1,403 @@
+// Package devstack runs the whole bot on one machine: PostgreSQL, Kafka,
+// every function as its own process, the eventing stand-in and, without
+// Slack credentials, the local Slack stand-in. `make run` and the end-to-end
+// test both start it, so the test exercises exactly what a newcomer runs.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coffeebuddy/coffeebuddy/eventing/standin"
+	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgcluster"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// IngressName is the one function that faces Slack over HTTP.
+const IngressName = "slack-ingress"
+
+// Options configure a stack. Zero values mean make run's defaults.
+type Options struct {
+	Root    string              // repository root (holds functions/ and eventing/)
+	Getenv  func(string) string // the configuration contract; os.Getenv
+	Log     *slog.Logger
+	LogDir  string // one file per process; default <tmp>/logs
+	BinDir  string // prebuilt function binaries; built into <tmp>/bin when empty
+	TempDir string // removed by Close; default a fresh os.MkdirTemp
+
+	KafkaPorts     []int  // embedded Kafka ports; default kafka.DefaultEmbeddedPorts, nil-able via RandomPorts
+	RandomPorts    bool   // tests: every listener on a free port
+	SlackAddr      string // local Slack stand-in; default 127.0.0.1:8091
+	Transcript     io.Writer
+	ReloadInterval time.Duration
+}
+
+// passThrough are the contract variables a function reads itself.
+var passThrough = []string{
+	"LOG_LEVEL", "COFFEE_LAST_CALL", "DATABASE_MAX_CONNS", "SHUTDOWN_TIMEOUT",
+	"SLACK_API_URL", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_FILE", "SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET_FILE",
+}
+
+// Stack is a running local CoffeeBuddy.
+type Stack struct {
+	DatabaseURL string
+	Brokers     []string
+	IngressURL  string
+	SlackURL    string               // the stand-in's base URL; empty with real Slack
+	Slack       *slackstandin.Server // nil with real Slack
+	Functions   map[string]string    // name -> base URL
+	LogDir      string
+
+	log     *slog.Logger
+	tempDir string
+	ownTemp bool
+	procs   []*exec.Cmd
+	stops   []func()
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	standin *standin.StandIn
+}
+
+// Start brings the stack up; on error everything started is stopped.
+func Start(ctx context.Context, o Options) (s *Stack, err error) {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s = &Stack{log: o.Log, Functions: map[string]string{}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if o.TempDir == "" {
+		if o.TempDir, err = os.MkdirTemp("", "coffeebuddy-run-"); err != nil {
+			return nil, fmt.Errorf("devstack: %w", err)
+		}
+		s.ownTemp = true
+	}
+	s.tempDir = o.TempDir
+	if o.LogDir == "" {
+		o.LogDir = filepath.Join(o.TempDir, "logs")
+	}
+	s.LogDir = o.LogDir
+	if err := os.MkdirAll(o.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	cfg, err := config.Load(o.Getenv)
+	if err != nil {
+		return nil, err
+	}
+
+	names, err := functionNames(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	if o.BinDir == "" {
+		o.BinDir = filepath.Join(o.TempDir, "bin")
+		if err := Build(ctx, o.Root, o.BinDir, names); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := s.startPostgres(ctx, o, cfg); err != nil {
+		return nil, err
+	}
+	if err := s.startKafka(ctx, o, cfg); err != nil {
+		return nil, err
+	}
+
+	// Ports first: the Slack stand-in must know where the ingress listens.
+	ports := map[string]int{}
+	for _, n := range names {
+		if n == IngressName && !o.RandomPorts {
+			ports[n] = cfg.Port
+			continue
+		}
+		if ports[n], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range names {
+		s.Functions[n] = fmt.Sprintf("http://127.0.0.1:%d", ports[n])
+	}
+	s.IngressURL = s.Functions[IngressName]
+
+	env := map[string]string{
+		"DATABASE_URL":  s.DatabaseURL,
+		"KAFKA_BROKERS": strings.Join(s.Brokers, ","),
+	}
+	if cfg.SlackLocal {
+		if err := s.startSlack(o); err != nil {
+			return nil, err
+		}
+		env["SLACK_API_URL"] = s.Slack.APIURL()
+		env["SLACK_BOT_TOKEN"] = config.LocalSlackBotToken
+		env["SLACK_SIGNING_SECRET"] = config.LocalSlackSigningSecret
+	}
+
+	for _, n := range names {
+		if err := s.startFunction(o, n, ports[n], env); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range names {
+		if err := waitReady(ctx, s.Functions[n], 60*time.Second); err != nil {
+			return nil, fmt.Errorf("devstack: %s not ready (log: %s): %w", n, filepath.Join(o.LogDir, n+".log"), err)
+		}
+	}
+
+	if err := s.startEventing(ctx, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) startPostgres(ctx context.Context, o Options, cfg config.Config) error {
+	s.DatabaseURL = cfg.DatabaseURL
+	if s.DatabaseURL == "" {
+		logf, err := os.Create(filepath.Join(o.LogDir, "postgres.log"))
+		if err != nil {
+			return fmt.Errorf("devstack: %w", err)
+		}
+		s.stops = append(s.stops, func() { logf.Close() })
+		pg, err := pgcluster.Start(ctx, pgcluster.Options{LogWriter: logf})
+		if err != nil {
+			return err
+		}
+		s.stops = append(s.stops, func() {
+			if err := pg.Stop(); err != nil {
+				s.log.Warn("postgres stop", "err", err)
+			}
+		})
+		s.DatabaseURL = pg.URL()
+	}
+	if err := postgres.MigrateUp(ctx, s.DatabaseURL); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Stack) startKafka(ctx context.Context, o Options, cfg config.Config) error {
+	if len(cfg.KafkaBrokers) > 0 {
+		s.Brokers = cfg.KafkaBrokers
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...))
+		if err != nil {
+			return fmt.Errorf("devstack: kafka: %w", err)
+		}
+		defer cl.Close()
+		return kafka.Provision(ctx, cl, events.Topics)
+	}
+	ports := o.KafkaPorts
+	if ports == nil && !o.RandomPorts {
+		ports = kafka.DefaultEmbeddedPorts
+	}
+	k, err := kafka.StartEmbedded(ctx, ports, events.Topics)
+	if err != nil {
+		return err
+	}
+	s.stops = append(s.stops, k.Close)
+	s.Brokers = k.Brokers()
+	return nil
+}
+
+func (s *Stack) startSlack(o Options) error {
+	addr := o.SlackAddr
+	if addr == "" {
+		addr = "127.0.0.1:8091"
+		if o.RandomPorts {
+			addr = "127.0.0.1:0"
+		}
+	}
+	srv := slackstandin.New(slackstandin.Options{
+		BotToken:        config.LocalSlackBotToken,
+		SigningSecret:   config.LocalSlackSigningSecret,
+		Transcript:      o.Transcript,
+		Logger:          s.log,
+		CommandsURL:     s.IngressURL + "/slack/commands",
+		InteractionsURL: s.IngressURL + "/slack/interactions",
+	})
+	if err := srv.Start(addr); err != nil {
+		return fmt.Errorf("devstack: slack stand-in on %s: %w", addr, err)
+	}
+	s.stops = append(s.stops, func() { srv.Close() })
+	s.Slack, s.SlackURL = srv, srv.URL()
+	return nil
+}
+
+func (s *Stack) startFunction(o Options, name string, port int, env map[string]string) error {
+	logf, err := os.Create(filepath.Join(o.LogDir, name+".log"))
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(o.BinDir, name))
+	// The configuration contract passes through from Options.Getenv (so a
+	// test's environment is hermetic); the stack's own wiring wins.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for _, k := range passThrough {
+		if v := o.Getenv(k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: Ctrl-C reaches the stack, which stops functions
+	// in order (SIGTERM, drain) instead of all dying at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("devstack: start %s: %w", name, err)
+	}
+	s.procs = append(s.procs, cmd)
+	s.stops = append(s.stops, func() { logf.Close() })
+	return nil
+}
+
+func (s *Stack) startEventing(ctx context.Context, o Options) error {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	st, err := standin.New(standin.Config{
+		Dir:     filepath.Join(o.Root, "eventing"),
+		Brokers: s.Brokers,
+		Resolve: func(kind, name string) (string, error) {
+			if u, ok := s.Functions[name]; ok && kind == "Service" {
+				return u + "/", nil
+			}
+			return "", fmt.Errorf("no local function for %s %q", kind, name)
+		},
+		Logger:         s.log.With("component", "eventing-standin"),
+		ReloadInterval: o.ReloadInterval,
+	})
+	if err != nil {
+		return err
+	}
+	s.standin = st
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := st.Run(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("eventing stand-in stopped", "err", err)
+		}
+	}()
+	select {
+	case <-st.Ready():
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("devstack: eventing stand-in did not become ready in 30s")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Eventing returns the stand-in (to fire a PingSource now, for example).
+func (s *Stack) Eventing() *standin.StandIn { return s.standin }
+
+// Close stops everything in reverse order and removes temporary data.
+func (s *Stack) Close() {
+	if s.cancel != nil {
+		s.cancel()
+		s.wg.Wait()
+	}
+	for _, p := range s.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range s.procs {
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.Process.Kill()
+			<-done
+		}
+	}
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	if s.ownTemp {
+		_ = os.RemoveAll(s.tempDir)
+	}
+}
+
+// functionNames lists functions/<name>/func.yaml.
+func functionNames(root string) ([]string, error) {
+	matches, err := filepath.Glob(filepath.Join(root, "functions", "*", "func.yaml"))
+	if err != nil || len(matches) == 0 {
+		return nil, fmt.Errorf("devstack: no functions/*/func.yaml under %s", root)
+	}
+	var names []string
+	for _, m := range matches {
+		names = append(names, filepath.Base(filepath.Dir(m)))
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Build compiles each function into binDir (go build through go.work).
+func Build(ctx context.Context, root, binDir string, names []string) error {
+	args := []string{"build", "-o", binDir + string(filepath.Separator)}
+	for _, n := range names {
+		args = append(args, "./functions/"+n)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("devstack: go build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("devstack: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitReady(ctx context.Context, base string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/readiness", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
