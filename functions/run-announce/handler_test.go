@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type rig struct {
+	db    *pgtest.DB
+	slack *slackstandin.Server
+	h     *Handler
+	run   uuid.UUID
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	db := pgtest.New(t)
+	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
+	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	r := &rig{db: db, slack: sl, h: New(store.New(db.Pool), slackPoster{clients})}
+	now := time.Now().UTC()
+	err := pgx.BeginFunc(context.Background(), db.Pool, func(tx pgx.Tx) error {
+		run, err := store.CreateRun(context.Background(), tx, store.NewRun{
+			TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1", LastCallAt: now.Add(10 * time.Minute), CreatedAt: now,
+		})
+		r.run = run.ID
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *rig) created(id string) event.Event {
+	e := event.New()
+	e.SetID(id)
+	e.SetType(events.TypeRunCreated)
+	e.SetSource("/coffeebuddy/run-start")
+	_ = e.SetData(event.ApplicationJSON, events.RunCreated{RunID: r.run.String(), TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1"})
+	return e
+}
+
+func TestAnnouncesOnceAndRecordsTheMessage(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.h.Handle(ctx, r.created("ce-1")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := r.slack.Messages("C1")
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages in C1, want 1", len(msgs))
+	}
+	run, err := store.GetRun(ctx, r.db.Pool, r.run)
+	if err != nil || run.SlackMessageTS != msgs[0].TS {
+		t.Fatalf("slack_message_ts = %q, posted %q (%v)", run.SlackMessageTS, msgs[0].TS, err)
+	}
+	// Redelivery (same id) and a republished duplicate (new id) post nothing.
+	for _, id := range []string{"ce-1", "ce-2"} {
+		if _, err := r.h.Handle(ctx, r.created(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(r.slack.Calls("chat.postMessage")); n != 1 {
+		t.Fatalf("%d chat.postMessage calls, want 1", n)
+	}
+	var audits int
+	r.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_logs WHERE event_type = 'run_announced' AND run_id = $1`, r.run).Scan(&audits)
+	if audits != 1 {
+		t.Fatalf("%d run_announced audit rows, want 1", audits)
+	}
+}
+
+func TestSlackFailureIsRetriedNotLost(t *testing.T) {
+	r := newRig(t)
+	r.slack.SetFault("chat.postMessage", slackstandin.FailN(1, 500, 0))
+	_, err := r.h.Handle(context.Background(), r.created("ce-1"))
+	if err == nil || function.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want a retryable error", err)
+	}
+	// The broker's retry succeeds and the message is posted once.
+	if _, err := r.h.Handle(context.Background(), r.created("ce-1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.slack.Messages("C1")); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
+	}
+}
+
+func TestUnknownRunIsPermanent(t *testing.T) {
+	r := newRig(t)
+	e := r.created("ce-1")
+	_ = e.SetData(event.ApplicationJSON, events.RunCreated{RunID: uuid.NewString()})
+	if _, err := r.h.Handle(context.Background(), e); !function.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want permanent", err)
+	}
+	bad := r.created("ce-2")
+	_ = bad.SetData(event.ApplicationJSON, events.RunCreated{RunID: "not-a-uuid"})
+	if _, err := r.h.Handle(context.Background(), bad); !function.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want permanent", err)
+	}
+}
