@@ -15,7 +15,8 @@ help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 run: ensure-postgres build ## Run the whole bot locally on embedded defaults (Ctrl-C stops it)
-	DEVSTACK_BIN=$(BIN) go run ./eventing/cmd/devstack
+	go build -o $(BIN)/devstack ./eventing/cmd/devstack
+	DEVSTACK_BIN=$(BIN) $(BIN)/devstack
 
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -76,9 +78,9 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 	}
 	fmt.Fprintf(w, "  Kafka             %s  (kcat -b %s -L)\n", strings.Join(s.Brokers, ","), s.Brokers[0])
 	fmt.Fprintf(w, "  PostgreSQL        %s\n", s.DatabaseURL)
-	fmt.Fprintf(w, "  Functions         ")
-	for name, u := range s.Functions {
-		fmt.Fprintf(w, "%s=%s ", name, u)
+	fmt.Fprintf(w, "  Functions        ")
+	for _, name := range slices.Sorted(maps.Keys(s.Functions)) {
+		fmt.Fprintf(w, " %s=%s", name, s.Functions[name])
 	}
 	fmt.Fprintf(w, "\n  Logs              %s/<function>.log (JSON)\n", rel(s.LogDir))
 	fmt.Fprintf(w, "  Real Slack app    deploy/slack-app-manifest.yaml; see README \"Connect a real Slack app\"\n")

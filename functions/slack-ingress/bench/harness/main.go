@@ -61,6 +61,10 @@ type config struct {
 	starts     int
 	boltAgain  bool
 	warnRun    bool
+	// profileOut, when set, asks an ingress built with the bench's pprof
+	// overlay (see run.sh, BENCH_PROFILE=1) for a CPU profile of the
+	// measured window.
+	profileOut string
 }
 
 // LoadResult mirrors loadgen's JSON.
@@ -132,6 +136,7 @@ func main() {
 	flag.IntVar(&c.starts, "starts", 5, "starts for the start-to-ready median")
 	flag.BoolVar(&c.boltAgain, "bolt-again", true, "measure Bolt again at the end to gauge noise")
 	flag.BoolVar(&c.warnRun, "warn-run", false, "also load the ingress with LOG_LEVEL=warn (reported separately)")
+	flag.StringVar(&c.profileOut, "cpuprofile", "", "ingress built with the pprof overlay: save a CPU profile of its default-configuration load here")
 	flag.Parse()
 	if c.ingressBin == "" || c.boltDir == "" || c.loadgenBin == "" || c.workDir == "" {
 		log.Fatal("-ingress, -bolt, -loadgen and -work are required")
@@ -249,6 +254,9 @@ func run(ctx context.Context, c config) (*Results, error) {
 				if level != "" {
 					env = append(env, "LOG_LEVEL="+level)
 				}
+				if c.profileOut != "" && level == "" {
+					env = append(env, "BENCH_PPROF_ADDR="+pprofAddr(port))
+				}
 				return start("slack-ingress", filepath.Dir(c.ingressBin), logPath, port, env, c.ingressBin)
 			},
 		}
@@ -345,8 +353,19 @@ func measure(ctx context.Context, c config, h *helper, p peer, idx int) (PeerRes
 	lg := exec.CommandContext(ctx, c.loadgenBin, args...)
 	lg.Stdout, lg.Stderr = os.Stderr, os.Stderr
 	lg.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	profDone := make(chan error, 1)
+	if p.ingress && c.profileOut != "" && !strings.Contains(p.config, "LOG_LEVEL") {
+		go func() { profDone <- cpuProfile(ctx, pprofAddr(cur.port), c.warmup+time.Second, c.duration-2*time.Second, c.profileOut) }()
+	} else {
+		profDone <- nil
+	}
 	if err := lg.Run(); err != nil {
 		return r, fmt.Errorf("loadgen: %w", err)
+	}
+	if err := <-profDone; err != nil {
+		log.Printf("cpu profile: %v", err)
+	} else if p.ingress && c.profileOut != "" && !strings.Contains(p.config, "LOG_LEVEL") {
+		log.Printf("cpu profile of the measured window: %s", c.profileOut)
 	}
 	srvCPU, helperCPU := cpuTime(cur.pid())-srvCPU0, cpuTime(os.Getpid())-helperCPU0
 	lgCPU := lg.ProcessState.UserTime() + lg.ProcessState.SystemTime()
@@ -507,4 +526,30 @@ func between(s, a, b string) string {
 	}
 	s, _, _ = strings.Cut(s, b)
 	return s
+}
+
+// pprofAddr is where the overlay's pprof listener goes for an ingress on port.
+func pprofAddr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port+1) }
+
+// cpuProfile waits, then fetches a CPU profile of length d from addr.
+func cpuProfile(ctx context.Context, addr string, wait, d time.Duration, out string) error {
+	sleep(ctx, wait)
+	cli := &http.Client{Timeout: d + 10*time.Second}
+	resp, err := cli.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
