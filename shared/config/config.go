@@ -24,10 +24,10 @@ const (
 
 // Config is the typed configuration of one CoffeeBuddy process.
 type Config struct {
-	Port             int
-	DatabaseURL      string // empty: the caller decides (make run embeds one)
-	DatabaseMaxConns int32
-	KafkaBrokers     []string // empty: the caller decides (make run embeds one)
+	Port               int
+	DatabaseURL        string // empty: the caller decides (make run embeds one)
+	DatabaseMaxConns   int32
+	KafkaBrokers       []string // empty: the caller decides (make run embeds one)
 	SlackSigningSecret *Secret
 	SlackBotToken      *Secret
 	SlackAPIURL        string

@@ -41,7 +41,9 @@ type Handler interface {
 type HandlerFunc func(ctx context.Context, e event.Event) (*event.Event, error)
 
 // Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) { return f(ctx, e) }
+func (f HandlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	return f(ctx, e)
+}
 
 // Needs says which dependencies a function uses; only those are connected
 // and checked for readiness.
@@ -57,9 +59,9 @@ type Deps struct {
 	Config  config.Config
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
-	DB      *pgxpool.Pool      // when Needs.DB
-	Kafka   *kgo.Client        // when Needs.Kafka
-	Slack   *slackapi.Clients  // when Needs.Slack
+	DB      *pgxpool.Pool     // when Needs.DB
+	Kafka   *kgo.Client       // when Needs.Kafka
+	Slack   *slackapi.Clients // when Needs.Slack
 }
 
 // Spec describes one process. Set Events for a CloudEvent function, or

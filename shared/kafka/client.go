@@ -60,4 +60,3 @@ func Ping(ctx context.Context, cl *kgo.Client) error {
 	}
 	return nil
 }
-

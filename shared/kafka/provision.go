@@ -34,4 +34,3 @@ func Provision(ctx context.Context, cl *kgo.Client, topics []events.Topic) error
 	}
 	return nil
 }
-
