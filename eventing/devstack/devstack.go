@@ -78,17 +78,17 @@ type Stack struct {
 }
 
 // Start brings the stack up; on error everything started is stopped.
-func Start(ctx context.Context, o Options) (s *Stack, err error) {
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s = &Stack{log: o.Log, Functions: map[string]string{}}
+	s := &Stack{log: o.Log, Functions: map[string]string{}}
 	defer func() {
 		if err != nil {
-			s.Close()
+			s.Close() // s, not the nil result: stop what did start
 		}
 	}()
 	if o.TempDir == "" {

@@ -28,6 +28,9 @@ type consumer struct {
 	parts map[topicPartition]*partition
 }
 
+// fetchMaxWait bounds a fetch long-poll (franz-go's default is 5s).
+const fetchMaxWait = 500 * time.Millisecond
+
 type topicPartition struct {
 	topic     string
 	partition int32
@@ -58,12 +61,17 @@ func (s *StandIn) newConsumer(g *generation, kr *kafkaRoute, joined func()) (*co
 	if kr.source.Spec.InitialOffset == "latest" {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kafka.NewClient(s.cfg.Brokers, c.log, nil,
+	cl, err := kafka.NewClient(s.cfg.Brokers, kafkaLogger(c.log), nil,
 		kgo.ConsumerGroup(kr.group),
 		kgo.ConsumeTopics(kr.source.Spec.Topics...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// franz-go keeps one fetch in flight per broker; a partition that
+		// becomes fetchable while a long poll is out (e.g. after its
+		// committed offset is validated on join) waits for it to return.
+		// A short max wait keeps that, and so a reload, under a second.
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.revoked),

@@ -38,10 +38,10 @@ func TestParseISO8601Duration(t *testing.T) {
 		{in: "PTS", err: true},
 		{in: "PT-1S", err: true},
 		{in: "-PT1S", err: true},
-		{in: "PT1S1M", err: true},  // out of order
-		{in: "PT1S2S", err: true},  // repeated
-		{in: "P1H", err: true},     // hours need T
-		{in: "PT1D", err: true},    // days are not a time unit
+		{in: "PT1S1M", err: true},   // out of order
+		{in: "PT1S2S", err: true},   // repeated
+		{in: "P1H", err: true},      // hours need T
+		{in: "PT1D", err: true},     // days are not a time unit
 		{in: "PT1.5M3S", err: true}, // fraction only on the last component
 		{in: "PT.5S", err: true},
 		{in: "PT5.S", err: true},

@@ -36,15 +36,11 @@ func (s *StandIn) start(m *Manifests) *generation {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &generation{m: m, ctx: ctx, cancel: cancel, ready: make(chan struct{}), stopped: make(chan struct{})}
 
-	krs, warns := m.kafkaRoutes()
-	prs, w := m.pingRoutes()
-	_, w2 := m.Routes()
-	seen := map[string]bool{}
-	for _, x := range append(append(warns, w...), w2...) {
-		if !seen[x] {
-			seen[x] = true
-			s.log.Warn("manifest leads nowhere", slog.String("detail", x))
-		}
+	krs, _ := m.kafkaRoutes()
+	prs, _ := m.pingRoutes()
+	_, warns := m.Routes()
+	for _, w := range warns {
+		s.log.Warn("manifest leads nowhere", slog.String("detail", w))
 	}
 
 	var joined sync.WaitGroup
@@ -64,7 +60,9 @@ func (s *StandIn) start(m *Manifests) *generation {
 		}()
 	}
 
-	g.cron = cron.New()
+	// Schedules without a timezone run in UTC, like the PingSource adapter
+	// in a cluster (not in the laptop's local time).
+	g.cron = cron.New(cron.WithLocation(time.UTC))
 	for _, pr := range prs {
 		sched, err := pingSchedule(pr.source)
 		if err != nil { // validated by Load

@@ -3,6 +3,7 @@ package standin
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -79,8 +80,11 @@ type Trigger struct {
 		Filter *struct {
 			Attributes map[string]string `json:"attributes,omitempty"`
 		} `json:"filter,omitempty"`
-		Subscriber Destination `json:"subscriber"`
-		Delivery   *Delivery   `json:"delivery,omitempty"`
+		// Filters (the CESQL-based dialects) are not implemented; Load
+		// rejects a Trigger that uses them rather than route wrongly.
+		Filters    []json.RawMessage `json:"filters,omitempty"`
+		Subscriber Destination       `json:"subscriber"`
+		Delivery   *Delivery         `json:"delivery,omitempty"`
 	} `json:"spec"`
 	File string `json:"-"`
 }
@@ -267,6 +271,9 @@ func (m *Manifests) add(file string, doc []byte, seen map[string]string) error {
 			if o.Spec.Broker == "" {
 				return errors.New("trigger: spec.broker is required")
 			}
+			if len(o.Spec.Filters) > 0 {
+				return errors.New("trigger: spec.filters (new filters) is not supported by the local stand-in; use spec.filter.attributes")
+			}
 			if err := checkDestination("spec.subscriber", &o.Spec.Subscriber); err != nil {
 				return err
 			}
@@ -393,10 +400,17 @@ func checkDelivery(field string, d *Delivery) error {
 	return nil
 }
 
-// pingSchedule parses a PingSource's 5-field cron schedule in its timezone.
+// pingParser accepts what Knative's PingSource webhook accepts: 5 fields,
+// an optional leading seconds field, and descriptors such as @hourly.
+var pingParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// pingSchedule parses a PingSource's cron schedule in its timezone.
 func pingSchedule(p *PingSource) (cron.Schedule, error) {
 	if p.Spec.Schedule == "" {
 		return nil, errors.New("pingsource: spec.schedule is required")
+	}
+	if strings.Contains(p.Spec.Schedule, "@every") {
+		return nil, errors.New("pingsource: spec.schedule: unsupported descriptor @every (Knative rejects it)")
 	}
 	spec := p.Spec.Schedule
 	if p.Spec.Timezone != "" {
@@ -405,7 +419,7 @@ func pingSchedule(p *PingSource) (cron.Schedule, error) {
 		}
 		spec = "CRON_TZ=" + p.Spec.Timezone + " " + spec
 	}
-	s, err := cron.ParseStandard(spec)
+	s, err := pingParser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("pingsource: spec.schedule %q: %w", p.Spec.Schedule, err)
 	}

@@ -63,6 +63,7 @@ type StandIn struct {
 
 	mu      sync.Mutex
 	m       *Manifests
+	fp      string // fingerprint of the files m was loaded from
 	cur     *generation
 	running bool
 
@@ -89,17 +90,23 @@ func New(cfg Config) (*StandIn, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
+	// Fingerprint before loading: an edit racing with Load is then seen
+	// as a change by Run's first poll.
+	fp, err := fingerprint(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	m, err := Load(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	producer, err := kafka.NewClient(cfg.Brokers, log.With(slog.String("component", "standin-producer")), nil)
+	producer, err := kafka.NewClient(cfg.Brokers, kafkaLogger(log.With(slog.String("component", "standin-producer"))), nil)
 	if err != nil {
 		return nil, fmt.Errorf("standin: %w", err)
 	}
 	return &StandIn{
 		cfg: cfg, log: log, http: hc, producer: producer,
-		m: m, ready: make(chan struct{}),
+		m: m, fp: fp, ready: make(chan struct{}),
 	}, nil
 }
 
@@ -123,23 +130,15 @@ func (s *StandIn) now() time.Time { return s.cfg.Now() }
 // consumer groups and closes its Kafka clients. A StandIn runs once.
 func (s *StandIn) Run(ctx context.Context) error {
 	s.mu.Lock()
-	if s.running || s.producer == nil {
+	if s.running {
 		s.mu.Unlock()
 		return errors.New("standin: Run called twice")
 	}
 	s.running = true
-	m := s.m
+	m, fp := s.m, s.fp
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.producer.Close()
-		s.mu.Unlock()
-	}()
+	defer s.producer.Close()
 
-	fp, err := fingerprint(s.cfg.Dir)
-	if err != nil {
-		return err
-	}
 	g := s.start(m)
 	s.setCurrent(g)
 	go func() {
@@ -243,4 +242,27 @@ func fingerprint(dir string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%x\n", f, st.Size(), st.ModTime().UnixNano(), sum)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// kafkaLogger keeps franz-go's protocol-level debug logs out of the
+// stand-in's log even when it runs at debug level.
+func kafkaLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(minLevel{Handler: l.Handler(), min: slog.LevelInfo})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -764,7 +764,7 @@ metadata:
   name: often
   namespace: ` + ns + `
 spec:
-  schedule: "@every 1s"
+  schedule: "* * * * * *" # seconds field: every second
   data: often
   sink:
     ref:
@@ -927,8 +927,10 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 		"malformed.yaml": "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: x\n",
 		"backoff.yaml":   trigger("bad-backoff", "s", nil, "retry: 1\nbackoffDelay: 2s"),
 		"policy.yaml":    trigger("bad-policy", "s", nil, "backoffPolicy: fibonacci"),
+		"every.yaml":     "apiVersion: sources.knative.dev/v1\nkind: PingSource\nmetadata: {name: p}\nspec:\n  schedule: \"@every 1m\"\n  sink: {uri: 'http://x'}\n",
 		"cron.yaml":      "apiVersion: sources.knative.dev/v1\nkind: PingSource\nmetadata: {name: p}\nspec:\n  schedule: \"61 * * * *\"\n  sink: {uri: 'http://x'}\n",
 		"nobroker.yaml":  "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec:\n  subscriber: {uri: 'http://x'}\n",
+		"filters.yaml":   "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec:\n  broker: bus\n  filters: [{exact: {type: x}}]\n  subscriber: {uri: 'http://x'}\n",
 		"noname.yaml":    "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {}\n",
 	}
 	for file, body := range tests {
@@ -944,7 +946,7 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 	t.Run("unknown kinds are skipped", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFiles(t, dir, map[string]string{
-			"svc.yaml": "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n# just a comment\n",
+			"svc.yaml":  "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n# just a comment\n",
 			"notes.txt": "not yaml: [",
 		})
 		m, err := standin.Load(dir)

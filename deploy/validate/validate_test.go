@@ -1,0 +1,249 @@
+package validate
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
+)
+
+// manifestGlobs are the manifests deployed to the cluster.
+var manifestGlobs = []string{"../../eventing/*.yaml", "../knative/*.yaml"}
+
+func loadAll(t *testing.T) []Doc {
+	t.Helper()
+	var docs []Doc
+	for _, g := range manifestGlobs {
+		files, err := filepath.Glob(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) == 0 {
+			t.Fatalf("no manifests match %s", g)
+		}
+		for _, f := range files {
+			ds, err := DecodeFile(f)
+			if err != nil {
+				t.Errorf("%v", err)
+				continue
+			}
+			if len(ds) == 0 {
+				t.Errorf("%s: no objects", f)
+			}
+			docs = append(docs, ds...)
+		}
+	}
+	return docs
+}
+
+func TestManifestsValidate(t *testing.T) {
+	docs := loadAll(t)
+	kinds := map[string]int{}
+	for _, d := range docs {
+		kinds[d.Kind]++
+		errs, warns := Check(context.Background(), d)
+		if errs != nil {
+			t.Errorf("%s: invalid: %v", d, errs)
+		}
+		if warns != nil {
+			t.Logf("%s: warnings: %v", d, warns)
+			// The restrictive securityContext is there to silence the
+			// webhook's insecure-default warnings: keep it that way.
+			if d.Kind == "Service" {
+				t.Errorf("%s: Service has warnings (securityContext not restrictive enough?): %v", d, warns)
+			}
+		}
+	}
+	for _, k := range []string{"Broker", "Trigger", "PingSource", "KafkaSource", "KafkaSink", "Service"} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s among the manifests", k)
+		}
+	}
+	t.Logf("validated %d objects: %v", len(docs), kinds)
+}
+
+// TestReferencesResolve checks what no single object's validation can:
+// every ref points at an object defined in the manifests.
+func TestReferencesResolve(t *testing.T) {
+	docs := loadAll(t)
+	defined := map[string]bool{}
+	for _, d := range docs {
+		defined[d.Kind+"/"+d.Object.GetNamespace()+"/"+d.Object.GetName()] = true
+	}
+	need := func(from Doc, what, kind, ns, name string) {
+		if ns == "" {
+			ns = from.Object.GetNamespace()
+		}
+		if !defined[kind+"/"+ns+"/"+name] {
+			t.Errorf("%s: %s refers to %s %s/%s, which no manifest defines", from, what, kind, ns, name)
+		}
+	}
+	var services []string
+	for _, d := range docs {
+		switch o := d.Object.(type) {
+		case *eventingv1.Trigger:
+			need(d, "spec.broker", "Broker", "", o.Spec.Broker)
+			if r := o.Spec.Subscriber.Ref; r != nil {
+				need(d, "spec.subscriber", r.Kind, r.Namespace, r.Name)
+			} else {
+				t.Errorf("%s: subscriber is not a ref", d)
+			}
+			if o.Spec.Delivery == nil || o.Spec.Delivery.DeadLetterSink == nil || o.Spec.Delivery.DeadLetterSink.Ref == nil {
+				t.Errorf("%s: no dead-letter sink ref", d)
+			} else {
+				r := o.Spec.Delivery.DeadLetterSink.Ref
+				need(d, "spec.delivery.deadLetterSink", r.Kind, r.Namespace, r.Name)
+			}
+		case *eventingv1.Broker:
+			if o.Spec.Delivery != nil && o.Spec.Delivery.DeadLetterSink != nil && o.Spec.Delivery.DeadLetterSink.Ref != nil {
+				r := o.Spec.Delivery.DeadLetterSink.Ref
+				need(d, "spec.delivery.deadLetterSink", r.Kind, r.Namespace, r.Name)
+			}
+		case *servingv1.Service:
+			services = append(services, o.Name)
+			// Images are built by ko from the function of the same name.
+			img := o.Spec.Template.Spec.Containers[0].Image
+			if want := "ko://github.com/coffeebuddy/coffeebuddy/functions/" + o.Name; img != want {
+				t.Errorf("%s: image %s, want %s", d, img, want)
+			}
+			if sa := o.Spec.Template.Spec.ServiceAccountName; sa != "coffeebuddy-"+o.Name {
+				t.Errorf("%s: serviceAccountName %q, want coffeebuddy-%s", d, sa, o.Name)
+			}
+		}
+	}
+	slices.Sort(services)
+	want := []string{"outbox-sweep", "run-announce", "run-start", "slack-ingress"}
+	if !slices.Equal(services, want) {
+		t.Errorf("Services %v, want %v", services, want)
+	}
+}
+
+// TestValidationCanFail proves the checks bite: each of these must be
+// rejected, by strict decoding or by Knative's validation.
+func TestValidationCanFail(t *testing.T) {
+	const trigger = `apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: bad
+  namespace: coffeebuddy
+spec:
+  broker: coffeebuddy
+  filter:
+    attributes:
+      type: com.coffeebuddy.command.coffee
+  delivery:
+    retry: 3
+    backoffPolicy: exponential
+    backoffDelay: %s
+  subscriber:
+    ref:
+      apiVersion: serving.knative.dev/v1
+      kind: Service
+      name: run-start
+`
+	const service = `apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: bad
+  namespace: coffeebuddy
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "%s"
+    spec:
+      containerConcurrency: %s
+      containers:
+        - image: ko://github.com/coffeebuddy/coffeebuddy/functions/run-start
+%s`
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"trigger backoffDelay not ISO-8601", fill(trigger, "200ms"), "backoffDelay"},
+		{"trigger backoffDelay garbage", fill(trigger, "PT0.2"), "backoffDelay"},
+		{"service negative containerConcurrency", fill(service, "1", "-1", ""), "containerConcurrency"},
+		{"service bad min-scale", fill(service, "lots", "10", ""), "min-scale"},
+		{"service reserved PORT env", fill(service, "1", "10", "          env:\n            - name: PORT\n              value: \"9090\"\n"), "PORT"},
+		{"service privileged securityContext", fill(service, "1", "10", "          securityContext:\n            privileged: true\n"), "privileged"},
+		{"service unknown field", fill(service, "1", "10", "          replicas: 3\n"), "replicas"},
+		{"trigger duplicate key", strings.Replace(fill(trigger, "PT0.2S"), "  broker: coffeebuddy\n", "  broker: coffeebuddy\n  broker: other\n", 1), "broker"},
+		{"unknown kind", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "unknown apiVersion/kind"},
+		{"pingsource @every", `apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata:
+  name: bad
+  namespace: coffeebuddy
+spec:
+  schedule: "@every 1m"
+  sink:
+    ref:
+      apiVersion: eventing.knative.dev/v1
+      kind: Broker
+      name: coffeebuddy
+`, "schedule"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkBytes(tt.yaml)
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("rejected, but not for %q: %v", tt.want, err)
+			}
+			t.Logf("rejected: %v", err)
+		})
+	}
+}
+
+func fill(tmpl string, vals ...string) string {
+	for _, v := range vals {
+		tmpl = strings.Replace(tmpl, "%s", v, 1)
+	}
+	return tmpl
+}
+
+// checkBytes decodes and validates one document as TestManifestsValidate
+// does.
+func checkBytes(y string) error {
+	docs, err := Decode("inline.yaml", []byte(y))
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		if errs, _ := Check(context.Background(), d); errs != nil {
+			return errs
+		}
+	}
+	return nil
+}
+
+// TestInsecureServiceWarns proves TestManifestsValidate's warning check
+// bites: without the restrictive securityContext Knative warns.
+func TestInsecureServiceWarns(t *testing.T) {
+	docs, err := Decode("inline.yaml", []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: lax
+  namespace: coffeebuddy
+spec:
+  template:
+    spec:
+      containers:
+        - image: ko://github.com/coffeebuddy/coffeebuddy/functions/run-start
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, warns := Check(context.Background(), docs[0])
+	if errs != nil {
+		t.Fatalf("errors: %v", errs)
+	}
+	if warns == nil || !strings.Contains(warns.Error(), "runAsNonRoot") {
+		t.Fatalf("warnings = %v, want the insecure-default securityContext warnings", warns)
+	}
+}
