@@ -26,6 +26,7 @@ test: ensure-postgres build ## go vet + tests of every module against real Postg
 		echo "== $$m"; \
 		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...); \
 	done
+	@bash .ci/test-new-function
 
 vet: ## go vet every module
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...); done
