@@ -65,6 +65,7 @@ type config struct {
 	// overlay (see run.sh, BENCH_PROFILE=1) for a CPU profile of the
 	// measured window.
 	profileOut string
+	skipBolt   bool
 }
 
 // LoadResult mirrors loadgen's JSON.
@@ -101,9 +102,12 @@ type PeerResult struct {
 	LoadgenCPUus float64 `json:"loadgen_cpu_us_per_req"`
 	HelperCPUus  float64 `json:"helper_cpu_us_per_req"`
 	// Ingress only: what its own metrics and the stand-in saw.
-	Accepted       int     `json:"accepted_commands,omitempty"`
-	LoggedLines    int     `json:"logged_command_lines,omitempty"`
-	ViewsOpen      int64   `json:"views_open_calls,omitempty"`
+	Accepted    int   `json:"accepted_commands,omitempty"`
+	LoggedLines int   `json:"logged_command_lines,omitempty"`
+	ViewsOpen   int64 `json:"views_open_calls,omitempty"`
+	// SlackAPICalls counts every Web API call the stand-in saw from start
+	// to stop of the measured process (Bolt: must be 0, no auth.test).
+	SlackAPICalls  int64   `json:"slack_api_calls"`
 	ProduceMeanMS  float64 `json:"produce_mean_ms,omitempty"`
 	ProduceP99LEms float64 `json:"produce_p99_bucket_le_ms,omitempty"`
 }
@@ -137,6 +141,7 @@ func main() {
 	flag.BoolVar(&c.boltAgain, "bolt-again", true, "measure Bolt again at the end to gauge noise")
 	flag.BoolVar(&c.warnRun, "warn-run", false, "also load the ingress with LOG_LEVEL=warn (reported separately)")
 	flag.StringVar(&c.profileOut, "cpuprofile", "", "ingress built with the pprof overlay: save a CPU profile of its default-configuration load here")
+	flag.BoolVar(&c.skipBolt, "skip-bolt", false, "diagnostics: measure only the ingress")
 	flag.Parse()
 	if c.ingressBin == "" || c.boltDir == "" || c.loadgenBin == "" || c.workDir == "" {
 		log.Fatal("-ingress, -bolt, -loadgen and -work are required")
@@ -168,6 +173,7 @@ type helper struct {
 	srv       *http.Server
 	apiURL    string
 	viewsOpen atomic.Int64
+	apiCalls  atomic.Int64
 	stopReset chan struct{}
 }
 
@@ -188,6 +194,9 @@ func startHelper(ctx context.Context) (*helper, error) {
 	inner := h.slack.Handler()
 	h.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				h.apiCalls.Add(1)
+			}
 			if r.URL.Path == "/api/views.open" {
 				h.viewsOpen.Add(1)
 			}
@@ -248,25 +257,41 @@ func run(ctx context.Context, c config) (*Results, error) {
 		}
 		return peer{
 			name: "CoffeeBuddy slack-ingress", config: cfg, expect: "ephemeral", expectText: "Got it!", ingress: true,
+			profile: c.profileOut != "" && level == "",
 			start: func(port int, logPath string) (*proc, error) {
 				env := []string{"PORT=" + strconv.Itoa(port), "KAFKA_BROKERS=" + strings.Join(h.kafka.Brokers(), ","),
 					"SLACK_SIGNING_SECRET=" + signingSecret, "SLACK_BOT_TOKEN=" + botToken, "SLACK_API_URL=" + h.apiURL}
 				if level != "" {
 					env = append(env, "LOG_LEVEL="+level)
 				}
+				var pprof string
 				if c.profileOut != "" && level == "" {
-					env = append(env, "BENCH_PPROF_ADDR="+pprofAddr(port))
+					// The overlay's pprof listener; run.sh only sets
+					// -cpuprofile for the profiling build.
+					pp, err := freePort()
+					if err != nil {
+						return nil, err
+					}
+					pprof = fmt.Sprintf("127.0.0.1:%d", pp)
+					env = append(env, "BENCH_PPROF_ADDR="+pprof)
 				}
-				return start("slack-ingress", filepath.Dir(c.ingressBin), logPath, port, env, c.ingressBin)
+				pr, err := start("slack-ingress", filepath.Dir(c.ingressBin), logPath, port, env, c.ingressBin)
+				if pr != nil {
+					pr.pprof = pprof
+				}
+				return pr, err
 			},
 		}
 	}
 
 	plan := []peer{bolt, ingress("")}
+	if c.skipBolt {
+		plan = plan[1:]
+	}
 	if c.warnRun {
 		plan = append(plan, ingress("warn"))
 	}
-	if c.boltAgain {
+	if c.boltAgain && !c.skipBolt {
 		again := bolt
 		again.config += " (again, to gauge noise)"
 		plan = append(plan, again)
@@ -278,6 +303,9 @@ func run(ctx context.Context, c config) (*Results, error) {
 		}
 		res.Peers = append(res.Peers, r)
 	}
+	if c.skipBolt {
+		return res, nil
+	}
 	if b, g := res.Peers[0].Load.RPS, res.Peers[1].Load.RPS; b > 0 {
 		res.Ratio = math.Round(g/b*100) / 100
 	}
@@ -288,6 +316,7 @@ type peer struct {
 	name, config       string
 	expect, expectText string
 	ingress            bool
+	profile            bool
 	start              func(port int, logPath string) (*proc, error)
 }
 
@@ -295,6 +324,7 @@ func measure(ctx context.Context, c config, h *helper, p peer, idx int) (PeerRes
 	r := PeerResult{Name: p.name, Config: p.config}
 	log.Printf("%s [%s]: %d starts", p.name, p.config, c.starts)
 	var cur *proc
+	calls0 := h.apiCalls.Load()
 	for i := 0; i < c.starts; i++ {
 		port, err := freePort()
 		if err != nil {
@@ -354,8 +384,10 @@ func measure(ctx context.Context, c config, h *helper, p peer, idx int) (PeerRes
 	lg.Stdout, lg.Stderr = os.Stderr, os.Stderr
 	lg.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	profDone := make(chan error, 1)
-	if p.ingress && c.profileOut != "" && !strings.Contains(p.config, "LOG_LEVEL") {
-		go func() { profDone <- cpuProfile(ctx, pprofAddr(cur.port), c.warmup+time.Second, c.duration-2*time.Second, c.profileOut) }()
+	if p.profile {
+		go func() {
+			profDone <- cpuProfile(ctx, cur.pprof, c.warmup+time.Second, c.duration-2*time.Second, c.profileOut)
+		}()
 	} else {
 		profDone <- nil
 	}
@@ -364,7 +396,7 @@ func measure(ctx context.Context, c config, h *helper, p peer, idx int) (PeerRes
 	}
 	if err := <-profDone; err != nil {
 		log.Printf("cpu profile: %v", err)
-	} else if p.ingress && c.profileOut != "" && !strings.Contains(p.config, "LOG_LEVEL") {
+	} else if p.profile {
 		log.Printf("cpu profile of the measured window: %s", c.profileOut)
 	}
 	srvCPU, helperCPU := cpuTime(cur.pid())-srvCPU0, cpuTime(os.Getpid())-helperCPU0
@@ -393,6 +425,7 @@ func measure(ctx context.Context, c config, h *helper, p peer, idx int) (PeerRes
 		}
 	}
 	cur.stop()
+	r.SlackAPICalls = h.apiCalls.Load() - calls0
 	if p.ingress {
 		r.LoggedLines = countLines(cur.log, `"command accepted"`)
 	}
@@ -527,9 +560,6 @@ func between(s, a, b string) string {
 	s, _, _ = strings.Cut(s, b)
 	return s
 }
-
-// pprofAddr is where the overlay's pprof listener goes for an ingress on port.
-func pprofAddr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port+1) }
 
 // cpuProfile waits, then fetches a CPU profile of length d from addr.
 func cpuProfile(ctx context.Context, addr string, wait, d time.Duration, out string) error {

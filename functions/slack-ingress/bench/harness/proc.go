@@ -23,8 +23,10 @@ type proc struct {
 	cmd  *exec.Cmd
 	port int
 	log  string // stdout+stderr file
-	done chan struct{}
-	err  error
+	// pprof is the address of the bench overlay's pprof listener, if any.
+	pprof string
+	done  chan struct{}
+	err   error
 }
 
 // children tracks every process still running so cleanup can stop them.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -25,6 +27,7 @@ func (r *Results) Markdown() string {
 	}
 	for i, p := range r.Peers {
 		if p.Accepted == 0 && p.ViewsOpen == 0 {
+			fmt.Fprintf(&b, "\nrun %d (%s): Slack Web API calls from start to stop: %d\n", i+1, p.Name, p.SlackAPICalls)
 			continue
 		}
 		fmt.Fprintf(&b, "\nrun %d (%s, %s): commands accepted (its metrics, incl. warm-up) %d, \"command accepted\" log lines %d, views.open calls at the stand-in %d, "+
@@ -49,8 +52,8 @@ func kinds(m map[string]int) string {
 		return ""
 	}
 	var parts []string
-	for k, n := range m {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
 }

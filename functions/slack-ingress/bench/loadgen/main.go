@@ -276,7 +276,7 @@ func run(ctx context.Context, o options) (Result, error) {
 	// Connect everything before the clock starts.
 	for _, w := range ws {
 		if err := w.dial(); err != nil {
-			w.close(ws)
+			closeAll(ws)
 			return Result{}, fmt.Errorf("connect %s: %w", o.target.Host, err)
 		}
 	}
@@ -312,18 +312,14 @@ func run(ctx context.Context, o options) (Result, error) {
 	ph.Store(int32(phaseDone))
 	elapsed := time.Since(start)
 	wg.Wait()
-	for _, w := range ws {
-		if w.conn != nil {
-			w.conn.Close()
-		}
-	}
+	closeAll(ws)
 	if ctx.Err() != nil {
 		return Result{}, errors.New("interrupted")
 	}
 	return summarise(o, ws, elapsed, int(resigned.Load())), nil
 }
 
-func (w *worker) close(ws []*worker) {
+func closeAll(ws []*worker) {
 	for _, x := range ws {
 		if x.conn != nil {
 			x.conn.Close()
