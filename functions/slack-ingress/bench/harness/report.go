@@ -32,7 +32,7 @@ func (r *Results) Markdown() string {
 		}
 		fmt.Fprintf(&b, "\nrun %d (%s, %s): commands accepted (its metrics, incl. warm-up) %d, \"command accepted\" log lines %d, views.open calls at the stand-in %d, "+
 			"Kafka produce-before-ack mean %.3f ms, p99 ≤ %g ms (histogram bucket), self-reported start_to_ready_ms %s\n",
-			i+1, p.Name, p.Config, p.Accepted, p.LoggedLines, p.ViewsOpen, p.ProduceMeanMS, p.ProduceP99LEms, joinF(p.SelfReadyMS))
+			i+1, p.Name, p.Config, p.Accepted, p.LoggedLines, p.ViewsOpen, p.ProduceMeanMS, p.ProduceP99LEms, selfReady(p.SelfReadyMS))
 	}
 	return b.String()
 }
@@ -56,4 +56,11 @@ func kinds(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func selfReady(xs []float64) string {
+	if len(xs) == 0 {
+		return "n/a (its ready line is logged at info)"
+	}
+	return joinF(xs)
 }

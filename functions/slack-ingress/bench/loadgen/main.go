@@ -48,9 +48,9 @@ import (
 const (
 	maxConns    = 1024
 	maxDuration = 10 * time.Minute
-	// resignAfter is when the pool is re-signed: well inside Slack's
-	// 5-minute window (slackapi.MaxSkew).
-	resignAfter = 4 * time.Minute
+	// defaultResignAfter is when the pool is re-signed: well inside
+	// Slack's 5-minute window (slackapi.MaxSkew).
+	defaultResignAfter = 4 * time.Minute
 )
 
 type options struct {
@@ -65,6 +65,7 @@ type options struct {
 	label      string
 	jsonOut    string
 	timeout    time.Duration
+	resign     time.Duration
 }
 
 // Result is what run.sh and the harness read.
@@ -125,6 +126,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.label, "label", "", "name in the report")
 	fs.StringVar(&o.jsonOut, "json", "", "write the result as JSON to this file")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout")
+	fs.DurationVar(&o.resign, "resign-after", defaultResignAfter, "re-sign the pool when its signatures are this old (checked every second)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -147,6 +149,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-warmup must be in [0, 1m]")
 	case o.pool < 1 || o.pool > 1<<20:
 		return o, errors.New("-pool must be 1..1048576")
+	case o.resign <= 0 || o.resign > slackapi.MaxSkew-30*time.Second:
+		return o, fmt.Errorf("-resign-after must be in (0, %s]", slackapi.MaxSkew-30*time.Second)
 	case o.expect != "ephemeral" && o.expect != "ack":
 		return o, errors.New("-expect must be ephemeral or ack")
 	}
@@ -284,14 +288,14 @@ func run(ctx context.Context, o options) (Result, error) {
 	var resigned atomic.Int32
 	stopResign := make(chan struct{})
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
 			case <-stopResign:
 				return
 			case now := <-t.C:
-				if now.Sub(p.cur.Load().signedAt) > resignAfter {
+				if now.Sub(p.cur.Load().signedAt) >= o.resign {
 					p.sign(now)
 					resigned.Add(1)
 				}
