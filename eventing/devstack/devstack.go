@@ -26,6 +26,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkaembed"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgcluster"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
@@ -44,7 +45,7 @@ type Options struct {
 	BinDir  string // prebuilt function binaries; built into <tmp>/bin when empty
 	TempDir string // removed by Close; default a fresh os.MkdirTemp
 
-	KafkaPorts     []int  // embedded Kafka ports; default kafka.DefaultEmbeddedPorts, nil-able via RandomPorts
+	KafkaPorts     []int  // embedded Kafka ports; default kafkaembed.DefaultPorts, nil-able via RandomPorts
 	RandomPorts    bool   // tests: every listener on a free port
 	SlackAddr      string // local Slack stand-in; default 127.0.0.1:8091
 	Transcript     io.Writer
@@ -211,9 +212,9 @@ func (s *Stack) startKafka(ctx context.Context, o Options, cfg config.Config) er
 	}
 	ports := o.KafkaPorts
 	if ports == nil && !o.RandomPorts {
-		ports = kafka.DefaultEmbeddedPorts
+		ports = kafkaembed.DefaultPorts
 	}
-	k, err := kafka.StartEmbedded(ctx, ports, events.Topics)
+	k, err := kafkaembed.Start(ctx, ports, events.Topics)
 	if err != nil {
 		return err
 	}

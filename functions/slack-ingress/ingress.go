@@ -40,9 +40,9 @@ type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 }
 
-// ModalOpener opens a modal for a trigger_id.
+// ModalOpener opens a modal, given as encoded JSON, for a trigger_id.
 type ModalOpener interface {
-	OpenModal(ctx context.Context, triggerID string, view slack.ModalViewRequest) error
+	OpenModal(ctx context.Context, triggerID string, view []byte) error
 }
 
 // Ingress serves Slack's slash commands and interactions.
@@ -229,7 +229,7 @@ func (in *Ingress) openOrderModal(triggerID, teamID, channelID string, log *slog
 	if triggerID == "" {
 		return
 	}
-	view := blocks.OrderModal(blocks.OrderMetadata{TeamID: teamID, ChannelID: channelID}, blocks.Prefill{})
+	view := blocks.OrderModalJSON(blocks.OrderMetadata{TeamID: teamID, ChannelID: channelID}, blocks.Prefill{})
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), modalTimeout)
 		defer cancel()
@@ -289,13 +289,6 @@ func fail(w http.ResponseWriter, status int, msg string) int {
 // slackModals opens modals through slack-go.
 type slackModals struct{ clients *slackapi.Clients }
 
-func (m slackModals) OpenModal(ctx context.Context, triggerID string, view slack.ModalViewRequest) error {
-	cli, err := m.clients.Get()
-	if err != nil {
-		return err
-	}
-	if _, err := cli.OpenViewContext(ctx, triggerID, view); err != nil {
-		return fmt.Errorf("views.open: %w", err)
-	}
-	return nil
+func (m slackModals) OpenModal(ctx context.Context, triggerID string, view []byte) error {
+	return m.clients.OpenViewJSON(ctx, triggerID, view)
 }

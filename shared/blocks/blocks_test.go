@@ -87,3 +87,24 @@ func TestEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderModalJSONMatchesMarshal proves the spliced template is byte for
+// byte what encoding the modal directly gives.
+func TestOrderModalJSONMatchesMarshal(t *testing.T) {
+	metas := []OrderMetadata{
+		{TeamID: "T1", ChannelID: "C1"},
+		{TeamID: `T"quoted"`, ChannelID: `C\back<slash>&`},
+		{TeamID: "T☕", ChannelID: ""},
+	}
+	pres := []Prefill{{}, {Drink: "latte", Size: "large"}, {Drink: "mocha"}, {Drink: "tea", Size: "huge"}}
+	for _, m := range metas {
+		for _, p := range pres {
+			for range 2 { // second call uses the cached template
+				want, _ := json.Marshal(OrderModal(m, p))
+				if got := OrderModalJSON(m, p); !bytes.Equal(got, want) {
+					t.Fatalf("OrderModalJSON(%+v, %+v)\n got %s\nwant %s", m, p, got, want)
+				}
+			}
+		}
+	}
+}

@@ -11,13 +11,14 @@ import (
 
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkaembed"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Cluster is a test's Kafka cluster.
 type Cluster struct {
 	Brokers  []string
-	Embedded *kafka.Embedded // nil when KAFKA_BROKERS is used
+	Embedded *kafkaembed.Cluster // nil when KAFKA_BROKERS is used
 }
 
 // New starts (or connects to) a cluster for t and stops it when t ends.
@@ -36,7 +37,7 @@ func New(t testing.TB) *Cluster {
 		}
 		return &Cluster{Brokers: b}
 	}
-	e, err := kafka.StartEmbedded(ctx, nil, events.Topics)
+	e, err := kafkaembed.Start(ctx, nil, events.Topics)
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}

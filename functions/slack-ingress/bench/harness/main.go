@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
-	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkaembed"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 )
 
@@ -168,7 +168,7 @@ func main() {
 
 // helper is the in-process Kafka and Slack stand-in.
 type helper struct {
-	kafka     *kafka.Embedded
+	kafka     *kafkaembed.Cluster
 	slack     *slackstandin.Server
 	srv       *http.Server
 	apiURL    string
@@ -178,7 +178,7 @@ type helper struct {
 }
 
 func startHelper(ctx context.Context) (*helper, error) {
-	k, err := kafka.StartEmbedded(ctx, nil, events.Topics)
+	k, err := kafkaembed.Start(ctx, nil, events.Topics)
 	if err != nil {
 		return nil, err
 	}

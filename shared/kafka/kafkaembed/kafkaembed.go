@@ -1,27 +1,31 @@
-package kafka
+// Package kafkaembed runs an in-process Kafka-protocol cluster (franz-go's
+// kfake) for make run, tests and benchmarks. It lives apart from package
+// kafka so that no function binary links kfake.
+package kafkaembed
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DefaultEmbeddedPorts are the fixed loopback ports of `make run`'s embedded
+// DefaultPorts are the fixed loopback ports of `make run`'s embedded
 // cluster, so outside clients (kcat -b 127.0.0.1:19092) can connect.
-var DefaultEmbeddedPorts = []int{19092, 19093, 19094}
+var DefaultPorts = []int{19092, 19093, 19094}
 
-// Embedded is an in-process Kafka-protocol cluster (franz-go's kfake) with
+// Cluster is an in-process Kafka-protocol cluster (franz-go's kfake) with
 // the catalog's topics provisioned.
-type Embedded struct {
+type Cluster struct {
 	cluster *kfake.Cluster
 }
 
-// StartEmbedded starts a three-broker kfake cluster on ports (random ports
+// Start starts a three-broker kfake cluster on ports (random ports
 // when empty) and provisions topics through the same path as production.
-func StartEmbedded(ctx context.Context, ports []int, topics []events.Topic) (*Embedded, error) {
+func Start(ctx context.Context, ports []int, topics []events.Topic) (*Cluster, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(3),
 		// kfake otherwise runs compaction/retention hourly.
@@ -34,14 +38,14 @@ func StartEmbedded(ctx context.Context, ports []int, topics []events.Topic) (*Em
 	if err != nil {
 		return nil, fmt.Errorf("kafka: start embedded cluster: %w", err)
 	}
-	e := &Embedded{cluster: c}
+	e := &Cluster{cluster: c}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("kafka: embedded admin client: %w", err)
 	}
 	defer cl.Close()
-	if err := Provision(ctx, cl, topics); err != nil {
+	if err := kafka.Provision(ctx, cl, topics); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -49,10 +53,10 @@ func StartEmbedded(ctx context.Context, ports []int, topics []events.Topic) (*Em
 }
 
 // Brokers returns the cluster's listen addresses.
-func (e *Embedded) Brokers() []string { return e.cluster.ListenAddrs() }
+func (e *Cluster) Brokers() []string { return e.cluster.ListenAddrs() }
 
-// Cluster exposes kfake for fault injection in tests.
-func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
+// Kfake exposes kfake for fault injection in tests.
+func (e *Cluster) Kfake() *kfake.Cluster { return e.cluster }
 
 // Close stops the cluster; its data is gone.
-func (e *Embedded) Close() { e.cluster.Close() }
+func (e *Cluster) Close() { e.cluster.Close() }

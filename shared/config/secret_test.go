@@ -1,0 +1,119 @@
+package config_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coffeebuddy/coffeebuddy/shared/config"
+)
+
+const secretValue = "xoxb-very-secret-4242"
+
+// secrets returns the same value as a static secret, as a file secret, and
+// inside a loaded Config.
+func secrets(t *testing.T) (static, file *config.Secret, cfg config.Config) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "token")
+	writeFile(t, path, secretValue+"\n")
+	static = config.StaticSecret("SLACK_BOT_TOKEN", secretValue)
+	file, err := config.FileSecret("SLACK_BOT_TOKEN", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = config.Load(env(map[string]string{
+		"SLACK_BOT_TOKEN_FILE": path,
+		"SLACK_SIGNING_SECRET": secretValue,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return static, file, cfg
+}
+
+func TestSecretNotPrintedByFmt(t *testing.T) {
+	static, file, cfg := secrets(t)
+	values := map[string]any{
+		"static":        static,
+		"file":          file,
+		"config":        cfg,
+		"config ptr":    &cfg,
+		"slice":         []*config.Secret{static, file},
+		"map":           map[string]*config.Secret{"k": static},
+		"anon struct":   struct{ S *config.Secret }{file},
+		"error wrapped": fmt.Errorf("bad: %v", static),
+	}
+	for name, v := range values {
+		for _, verb := range []string{"%v", "%s", "%+v", "%#v", "%q"} {
+			t.Run(name+" "+verb, func(t *testing.T) {
+				out := fmt.Sprintf(verb, v)
+				if strings.Contains(out, secretValue) {
+					t.Errorf("fmt %s printed the secret: %s", verb, out)
+				}
+			})
+		}
+	}
+	if got := static.String(); got != "SLACK_BOT_TOKEN=[redacted]" {
+		t.Errorf("String() = %q", got)
+	}
+	// Print/Println use %v semantics too.
+	if out := fmt.Sprint(static, file) + fmt.Sprintln(cfg); strings.Contains(out, secretValue) {
+		t.Errorf("Sprint printed the secret: %s", out)
+	}
+}
+
+func TestSecretNotLoggedBySlog(t *testing.T) {
+	static, file, cfg := secrets(t)
+	handlers := map[string]func(*bytes.Buffer) slog.Handler{
+		"json": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+		"text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+	}
+	for hname, newHandler := range handlers {
+		t.Run(hname, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(newHandler(&buf))
+			log.Info("secrets",
+				"static", static,
+				"file", file,
+				slog.Any("config", cfg),
+				slog.Any("config_ptr", &cfg),
+				slog.Group("g", "token", cfg.SlackBotToken, "signing", cfg.SlackSigningSecret),
+			)
+			log.With("bound", static).Warn("with")
+			out := buf.String()
+			if strings.Contains(out, secretValue) {
+				t.Errorf("slog %s handler logged the secret:\n%s", hname, out)
+			}
+			if !strings.Contains(out, "[redacted]") {
+				t.Errorf("slog %s output has no [redacted] marker:\n%s", hname, out)
+			}
+			if hname == "json" {
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				for i, line := range lines {
+					var m map[string]any
+					if err := json.Unmarshal([]byte(line), &m); err != nil {
+						t.Fatalf("not a JSON line: %q: %v", line, err)
+					}
+					if i == 0 && (m["static"] != "[redacted]" || m["file"] != "[redacted]") {
+						t.Errorf("static = %v, file = %v, want [redacted]", m["static"], m["file"])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestSecretNotMarshalledByJSON(t *testing.T) {
+	_, _, cfg := secrets(t)
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), secretValue) {
+		t.Errorf("json.Marshal(Config) leaked the secret: %s", b)
+	}
+}
