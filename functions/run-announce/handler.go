@@ -58,7 +58,11 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		log.Info("run already announced", "ts", run.SlackMessageTS)
 		return nil, nil
 	}
-	ts, err := h.slack.Post(ctx, run.ChannelID, blocks.RunMessageText(run), blocks.RunMessage(run))
+	orders, err := store.RunOrders(ctx, h.store.DB, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := h.slack.Post(ctx, run.ChannelID, blocks.RunMessageText(run), blocks.RunMessage(run, orders))
 	if err != nil {
 		return nil, fmt.Errorf("post run message: %w", err)
 	}

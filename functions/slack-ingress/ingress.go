@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -19,6 +20,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slack-go/slack"
@@ -45,11 +47,25 @@ type ModalOpener interface {
 	OpenModal(ctx context.Context, triggerID string, view []byte) error
 }
 
+// Lookups are the few reads the ingress answers Slack with inside its 3
+// seconds: the modal pre-fill, whether a channel's run still takes orders,
+// and /coffee-history.
+type Lookups interface {
+	Favourite(ctx context.Context, userID string) (blocks.Prefill, error)
+	OrderingOpen(ctx context.Context, teamID, channelID string, now time.Time) (bool, error)
+	History(ctx context.Context, teamID, channelID string, page int) ([]store.HistoryEntry, int, error)
+}
+
+// lookupTimeout bounds a read so a slow database costs the pre-fill, never
+// Slack's deadline.
+const lookupTimeout = 500 * time.Millisecond
+
 // Ingress serves Slack's slash commands and interactions.
 type Ingress struct {
 	secret   *config.Secret
 	produce  Producer
 	modals   ModalOpener
+	db       Lookups
 	lastCall time.Duration
 	log      *slog.Logger
 	now      func() time.Time
@@ -58,9 +74,9 @@ type Ingress struct {
 }
 
 // New wires an Ingress; reg may be nil.
-func New(secret *config.Secret, p Producer, m ModalOpener, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
 	in := &Ingress{
-		secret: secret, produce: p, modals: m, lastCall: lastCall, log: log, now: time.Now,
+		secret: secret, produce: p, modals: m, db: db, lastCall: lastCall, log: log, now: time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slack_ingress_requests_total",
 			Help: "Slack requests by endpoint and HTTP status.",
@@ -136,27 +152,79 @@ func (in *Ingress) command(w http.ResponseWriter, r *http.Request, form url.Valu
 	}
 	switch cmd.Command {
 	case "/coffee":
+		if _, err := coffee.ParseLastCall(cmd.Text, in.lastCall); err != nil {
+			log.Info("command rejected", "reason", "bad last call")
+			return reply(w, blocks.EphemeralText(err.Error()))
+		}
+		// Open the order modal while the produce is in flight: the
+		// trigger_id is only good for 3 s.
+		in.openOrderModal(r.Context(), cmd.TriggerID, cmd.TeamID, cmd.ChannelID, cmd.UserID, log)
+		return in.accept(w, r, log, events.TypeCommandCoffee, cmd.TeamID, cmd.ChannelID, cmd,
+			blocks.EphemeralText(":coffee: Got it! Opening your order form…"))
+	case "/coffee-cancel":
+		// The outcome (the thread notice, or why not) comes from run-cancel.
+		return in.accept(w, r, log, events.TypeCommandCancel, cmd.TeamID, cmd.ChannelID, cmd, nil)
+	case "/coffee-history":
+		return in.history(w, r, cmd, log)
 	default:
 		log.Info("unknown command")
-		return reply(w, blocks.EphemeralText(fmt.Sprintf("I don't know %s. Try `/coffee`.", blocks.Escape(cmd.Command))))
+		return reply(w, blocks.EphemeralText(fmt.Sprintf("I don't know %s. Try `/coffee`, `/coffee-cancel` or `/coffee-history`.", blocks.Escape(cmd.Command))))
 	}
-	if _, err := coffee.ParseLastCall(cmd.Text, in.lastCall); err != nil {
-		log.Info("command rejected", "reason", "bad last call")
-		return reply(w, blocks.EphemeralText(err.Error()))
-	}
-	// Open the order modal while the produce is in flight: the trigger_id
-	// is only good for 3 s, and it does not wait on our Kafka latency.
-	in.openOrderModal(cmd.TriggerID, cmd.TeamID, cmd.ChannelID, log)
-	ev, err := in.event(events.TypeCommandCoffee, cmd.TeamID+"/"+cmd.ChannelID, cmd)
+}
+
+// accept produces the request durably, then acks with ack (nil: an empty
+// 200, which Slack shows as nothing).
+func (in *Ingress) accept(w http.ResponseWriter, r *http.Request, log *slog.Logger, typ, teamID, channelID string, data, ack any) int {
+	ev, err := in.event(typ, teamID+"/"+channelID, data)
 	if err == nil {
 		err = in.send(r.Context(), events.TopicSlackEvents, ev)
 	}
 	if err != nil {
-		log.Error("command not accepted: Kafka produce failed", "err", err)
+		log.Error("request not accepted: Kafka produce failed", "ce_type", typ, "err", err)
 		return reply(w, blocks.EphemeralText(":warning: CoffeeBuddy couldn't take that just now. Please try again in a moment."))
 	}
-	log.Info("command accepted", "ce_id", ev.ID())
-	return reply(w, blocks.EphemeralText(":coffee: Got it! Opening your order form…"))
+	log.Info("command accepted", "ce_id", ev.ID(), "ce_type", typ)
+	if ack == nil {
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK
+	}
+	return reply(w, ack)
+}
+
+// history answers /coffee-history [--page N] from the database, in the
+// command response.
+func (in *Ingress) history(w http.ResponseWriter, r *http.Request, cmd events.SlashCommand, log *slog.Logger) int {
+	page, ok := parsePage(cmd.Text)
+	if !ok {
+		return reply(w, blocks.EphemeralText("Usage: `/coffee-history` or `/coffee-history --page 2`"))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	entries, total, err := in.db.History(ctx, cmd.TeamID, cmd.ChannelID, page)
+	if err != nil {
+		log.Error("history lookup failed", "err", err)
+		return reply(w, blocks.EphemeralText(":warning: I couldn't read the history just now. Please try again."))
+	}
+	log.Info("history answered", "page", page, "total", total)
+	return reply(w, blocks.History(entries, page, total))
+}
+
+// parsePage reads "", "--page N", "-p N" or "N".
+func parsePage(text string) (int, bool) {
+	f := strings.Fields(text)
+	switch {
+	case len(f) == 0:
+		return 1, true
+	case len(f) == 2 && (f[0] == "--page" || f[0] == "-p"):
+		f = f[1:]
+	case len(f) == 1 && strings.HasPrefix(f[0], "--page="):
+		f[0] = strings.TrimPrefix(f[0], "--page=")
+	}
+	if len(f) != 1 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[0])
+	return n, err == nil && n >= 1 && n <= 10000
 }
 
 func (in *Ingress) interaction(w http.ResponseWriter, r *http.Request, form url.Values) int {
@@ -168,31 +236,95 @@ func (in *Ingress) interaction(w http.ResponseWriter, r *http.Request, form url.
 	log := in.log.With("team", cb.Team.ID, "channel", cb.Channel.ID, "user", cb.User.ID, "interaction", string(cb.Type))
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
-		for _, a := range cb.ActionCallback.BlockActions {
-			if a.ActionID == blocks.ActionAddOrder {
-				in.openOrderModal(cb.TriggerID, cb.Team.ID, cb.Channel.ID, log)
-			}
-		}
+		return in.blockAction(w, r, cb, log)
 	case slack.InteractionTypeViewSubmission:
-		if errs := validateOrder(cb.View.State); len(errs) > 0 {
-			log.Info("order rejected with field errors", "fields", len(errs))
-			return reply(w, slack.NewErrorsViewSubmissionResponse(errs))
+		if cb.View.CallbackID == blocks.CallbackOrder {
+			return in.submitOrder(w, r, cb, log)
 		}
 	}
-	ix := events.Interaction{
-		Type: string(cb.Type), TeamID: cb.Team.ID, UserID: cb.User.ID, ChannelID: cb.Channel.ID,
-		Payload: json.RawMessage(raw), ReceivedAt: in.now().UTC(),
+	// Anything else (modal closed, unknown actions) needs only the ack.
+	log.Debug("interaction acknowledged", "callback", cb.View.CallbackID)
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
+}
+
+// buttonRequests maps run buttons to the request event they produce.
+var buttonRequests = map[string]string{
+	blocks.ActionMyUsual:   events.TypeOrderUsual,
+	blocks.ActionVolunteer: events.TypeVolunteerRequest,
+	blocks.ActionCloseNow:  events.TypeCloseRequest,
+	blocks.ActionComplete:  events.TypeCompleteRequest,
+}
+
+func (in *Ingress) blockAction(w http.ResponseWriter, r *http.Request, cb slack.InteractionCallback, log *slog.Logger) int {
+	for _, a := range cb.ActionCallback.BlockActions {
+		if a.ActionID == blocks.ActionAddOrder {
+			in.openOrderModal(r.Context(), cb.TriggerID, cb.Team.ID, cb.Channel.ID, cb.User.ID, log)
+			continue
+		}
+		typ, ok := buttonRequests[a.ActionID]
+		if !ok {
+			continue
+		}
+		act := events.RunAction{
+			RunID: a.Value, TeamID: cb.Team.ID, ChannelID: cb.Channel.ID, UserID: cb.User.ID,
+			UserName: cb.User.Name, ResponseURL: cb.ResponseURL, At: in.now().UTC(),
+		}
+		ev, err := in.event(typ, a.Value, act) // keyed by run: one run's clicks stay in order
+		if err == nil {
+			err = in.send(r.Context(), events.TopicSlackEvents, ev)
+		}
+		if err != nil {
+			log.Error("click not accepted: Kafka produce failed", "action", a.ActionID, "err", err)
+			return fail(w, http.StatusServiceUnavailable, "temporarily unavailable")
+		}
+		log.Info("click accepted", "action", a.ActionID, "ce_id", ev.ID(), "run_id", a.Value)
 	}
-	ev, err := in.event(events.TypeInteraction, cb.Team.ID+"/"+cb.Channel.ID, ix)
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
+}
+
+func (in *Ingress) submitOrder(w http.ResponseWriter, r *http.Request, cb slack.InteractionCallback, log *slog.Logger) int {
+	if errs := validateOrder(cb.View.State); len(errs) > 0 {
+		log.Info("order rejected with field errors", "fields", len(errs))
+		return reply(w, slack.NewErrorsViewSubmissionResponse(errs))
+	}
+	var meta blocks.OrderMetadata
+	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil || meta.ChannelID == "" {
+		return reply(w, slack.NewErrorsViewSubmissionResponse(map[string]string{
+			blocks.BlockDrink: "This form has expired. Please start again with /coffee."}))
+	}
+	now := in.now()
+	ctx, cancel := context.WithTimeout(r.Context(), lookupTimeout)
+	open, err := in.db.OrderingOpen(ctx, meta.TeamID, meta.ChannelID, now)
+	cancel()
+	if err != nil {
+		// Let order-place decide; it answers the user if the run is gone.
+		log.Warn("could not check the run before accepting an order", "err", err)
+	} else if !open {
+		log.Info("order rejected: run closed")
+		return reply(w, slack.NewErrorsViewSubmissionResponse(map[string]string{
+			blocks.BlockDrink: "This coffee run has closed and no longer takes orders. Start a new one with /coffee."}))
+	}
+	v := cb.View.State.Values
+	sub := events.OrderSubmitted{
+		TeamID: meta.TeamID, ChannelID: meta.ChannelID, UserID: cb.User.ID, UserName: cb.User.Name,
+		Drink:          v[blocks.BlockDrink][blocks.BlockDrink].SelectedOption.Value,
+		Size:           v[blocks.BlockSize][blocks.BlockSize].SelectedOption.Value,
+		Customizations: v[blocks.BlockCustomize][blocks.BlockCustomize].Value,
+		At:             now.UTC(),
+	}
+	ev, err := in.event(events.TypeOrderSubmitted, meta.TeamID+"/"+meta.ChannelID, sub)
 	if err == nil {
 		err = in.send(r.Context(), events.TopicSlackEvents, ev)
 	}
 	if err != nil {
-		log.Error("interaction not accepted: Kafka produce failed", "err", err)
-		return fail(w, http.StatusServiceUnavailable, "temporarily unavailable")
+		log.Error("order not accepted: Kafka produce failed", "err", err)
+		return reply(w, slack.NewErrorsViewSubmissionResponse(map[string]string{
+			blocks.BlockDrink: "CoffeeBuddy couldn't take your order just now. Please press Place order again."}))
 	}
-	log.Info("interaction accepted", "ce_id", ev.ID())
-	// An empty 200 closes a submitted modal and acknowledges a click.
+	log.Info("order accepted", "ce_id", ev.ID())
+	// An empty 200 closes the modal.
 	w.WriteHeader(http.StatusOK)
 	return http.StatusOK
 }
@@ -225,14 +357,23 @@ func oneOf(v string, set []string) bool {
 	return false
 }
 
-func (in *Ingress) openOrderModal(triggerID, teamID, channelID string, log *slog.Logger) {
+// openOrderModal opens the order form for userID, pre-filled with their
+// most frequent drink and size. It runs in the background: the trigger_id
+// allows 3 s, and the ack must not wait for Slack.
+func (in *Ingress) openOrderModal(ctx context.Context, triggerID, teamID, channelID, userID string, log *slog.Logger) {
 	if triggerID == "" {
 		return
 	}
-	view := blocks.OrderModalJSON(blocks.OrderMetadata{TeamID: teamID, ChannelID: channelID}, blocks.Prefill{})
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), modalTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modalTimeout)
 		defer cancel()
+		lctx, lcancel := context.WithTimeout(ctx, lookupTimeout)
+		pre, err := in.db.Favourite(lctx, userID)
+		lcancel()
+		if err != nil {
+			log.Warn("no pre-fill: favourite lookup failed", "err", err)
+		}
+		view := blocks.OrderModalJSON(blocks.OrderMetadata{TeamID: teamID, ChannelID: channelID}, pre)
 		if err := in.modals.OpenModal(ctx, triggerID, view); err != nil {
 			log.Warn("could not open order modal", "err", err)
 		}

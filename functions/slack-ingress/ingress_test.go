@@ -18,6 +18,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,10 @@ import (
 
 const secret = "test-signing-secret"
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 type rig struct {
+	db    *pgtest.DB
 	srv   *httptest.Server
 	kafka *kafkatest.Cluster
 	slack *slackstandin.Server
@@ -43,9 +47,9 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(cl.Close)
 	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
 	logs := &bytes.Buffer{}
-	r := &rig{kafka: kc, slack: sl, logs: logs, now: time.Now()}
+	r := &rig{db: pgtest.New(t), kafka: kc, slack: sl, logs: logs, now: time.Now()}
 	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
-	h := New(config.StaticSecret("SLACK_SIGNING_SECRET", secret), cl, slackModals{clients}, 10*time.Minute,
+	h := New(config.StaticSecret("SLACK_SIGNING_SECRET", secret), cl, slackModals{clients}, dbLookups{r.db.Pool}, 10*time.Minute,
 		slog.New(slog.NewJSONHandler(logs, nil)), nil)
 	r.srv = httptest.NewServer(h)
 	t.Cleanup(r.srv.Close)
@@ -198,7 +202,8 @@ func TestOrderSubmissionFieldErrors(t *testing.T) {
 			"type": "view_submission", "team": map[string]string{"id": "T0001"},
 			"user": map[string]string{"id": "U1"},
 			"view": map[string]any{
-				"callback_id": "order_submit",
+				"callback_id":      "order_submit",
+				"private_metadata": `{"team_id":"T0001","channel_id":"C1"}`,
 				"state": map[string]any{"values": map[string]any{
 					"drink":          map[string]any{"drink": map[string]any{"type": "static_select", "selected_option": map[string]any{"value": drink}}},
 					"size":           map[string]any{"size": map[string]any{"type": "static_select", "selected_option": map[string]any{"value": size}}},

@@ -11,9 +11,9 @@ import (
 func main() {
 	function.Main(function.Spec{
 		Name:  "slack-ingress",
-		Needs: function.Needs{Kafka: true, Slack: true},
+		Needs: function.Needs{DB: true, Kafka: true, Slack: true},
 		Routes: func(d *function.Deps) (http.Handler, error) {
-			return New(d.Config.SlackSigningSecret, d.Kafka, slackModals{d.Slack}, d.Config.LastCall, d.Log, d.Metrics), nil
+			return New(d.Config.SlackSigningSecret, d.Kafka, slackModals{d.Slack}, dbLookups{d.DB}, d.Config.LastCall, d.Log, d.Metrics), nil
 		},
 	})
 }

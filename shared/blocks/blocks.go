@@ -19,12 +19,13 @@ const (
 	ActionMyUsual   = "order_usual"
 	ActionVolunteer = "run_volunteer"
 	ActionCloseNow  = "run_close_now"
+	ActionComplete  = "run_complete"
 
 	CallbackOrder    = "order_submit"
 	BlockDrink       = "drink"
 	BlockSize        = "size"
 	BlockCustomize   = "customizations"
-	MaxCustomization = 200
+	MaxCustomization = coffee.MaxCustomization
 )
 
 // Escape makes untrusted text safe for mrkdwn: Slack's three control
@@ -47,24 +48,89 @@ func plain(s string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.PlainTextType, s, true, false)
 }
 
-// RunMessage is the channel message that shows a run; it is posted once and
-// then updated in place.
-func RunMessage(run coffee.Run) []slack.Block {
-	header := fmt.Sprintf(":coffee: <@%s> started a coffee run! Last call %s.",
-		run.InitiatorUserID, Date(run.LastCallAt, "{time}"))
+// RunMessage is the channel message that shows a run: posted once, then
+// updated in place (chat.update) as orders come in and the run moves on.
+func RunMessage(run coffee.Run, orders []coffee.Order) []slack.Block {
+	bl := []slack.Block{slack.NewSectionBlock(mrkdwn(runHeadline(run)), nil, nil)}
+	bl = append(bl, OrderBlocks(orders)...)
+	if t := TotalsLine(orders); t != "" {
+		bl = append(bl, slack.NewContextBlock("run_totals", mrkdwn(t)))
+	}
+	if run.Status != coffee.StatusActive {
+		return bl
+	}
 	value := run.ID.String()
-	buttons := slack.NewActionBlock("run_actions",
+	bl = append(bl, slack.NewActionBlock("run_actions",
 		slack.NewButtonBlockElement(ActionAddOrder, value, plain("Add my order")).WithStyle(slack.StylePrimary),
 		slack.NewButtonBlockElement(ActionMyUsual, value, plain("My usual")),
 		slack.NewButtonBlockElement(ActionVolunteer, value, plain("I'll go")),
 		slack.NewButtonBlockElement(ActionCloseNow, value, plain("Close now")),
-	)
-	return []slack.Block{
-		slack.NewSectionBlock(mrkdwn(header), nil, nil),
-		slack.NewSectionBlock(mrkdwn("_No orders yet._"), nil, nil),
-		buttons,
-		slack.NewContextBlock("run_context", mrkdwn(fmt.Sprintf("Only <@%s> can close the run early.", run.InitiatorUserID))),
+	))
+	note := fmt.Sprintf("Only <@%s> can close the run early.", run.InitiatorUserID)
+	if run.VolunteerUserID != "" {
+		note = fmt.Sprintf(":raising_hand: <@%s> volunteered to go. ", run.VolunteerUserID) + note
 	}
+	return append(bl, slack.NewContextBlock("run_context", mrkdwn(note)))
+}
+
+func runHeadline(run coffee.Run) string {
+	switch run.Status {
+	case coffee.StatusClosed:
+		if run.RunnerUserID == "" {
+			return fmt.Sprintf(":coffee: Coffee run by <@%s>: closed, nobody ordered.", run.InitiatorUserID)
+		}
+		return fmt.Sprintf(":coffee: Coffee run by <@%s>: orders closed. <@%s> is going (%s).",
+			run.InitiatorUserID, run.RunnerUserID, Escape(run.AssignmentReason))
+	case coffee.StatusCompleted:
+		return fmt.Sprintf(":white_check_mark: Coffee run by <@%s>: delivered by <@%s>.", run.InitiatorUserID, run.RunnerUserID)
+	case coffee.StatusCancelled:
+		return fmt.Sprintf(":x: Coffee run by <@%s>: cancelled.", run.InitiatorUserID)
+	}
+	return fmt.Sprintf(":coffee: <@%s> started a coffee run! Last call %s.", run.InitiatorUserID, Date(run.LastCallAt, "{time}"))
+}
+
+// OrderBlocks lists every order as rich text. Customizations go in plain
+// text elements, which Slack shows exactly as typed: no mrkdwn (`*bold*`
+// stays literal), no mentions (`<!channel>` pings nobody).
+func OrderBlocks(orders []coffee.Order) []slack.Block {
+	if len(orders) == 0 {
+		return []slack.Block{slack.NewSectionBlock(mrkdwn("_No orders yet._"), nil, nil)}
+	}
+	items := make([]slack.RichTextElement, len(orders))
+	for i, o := range orders {
+		items[i] = OrderItem(o)
+	}
+	return []slack.Block{
+		slack.NewSectionBlock(mrkdwn(fmt.Sprintf("*Orders (%d)*", len(orders))), nil, nil),
+		slack.NewRichTextBlock("orders", slack.NewRichTextList(slack.RTEListBullet, 0, items...)),
+	}
+}
+
+// OrderItem is one order as a rich-text line: the orderer, then drink and
+// size, then the customization as literal text.
+func OrderItem(o coffee.Order) *slack.RichTextSection {
+	text := fmt.Sprintf(": %s %s", Label(o.Size), Label(o.Drink))
+	if o.Customizations != "" {
+		text += " (" + o.Customizations + ")"
+	}
+	return slack.NewRichTextSection(
+		slack.NewRichTextSectionUserElement(o.UserID, nil),
+		slack.NewRichTextSectionTextElement(text, nil),
+	)
+}
+
+// TotalsLine is the per-drink count, e.g. "Totals: 2× Large Latte, 1× Small
+// Mocha"; empty for no orders.
+func TotalsLine(orders []coffee.Order) string {
+	ts := coffee.Totals(orders)
+	if len(ts) == 0 {
+		return ""
+	}
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("%d× %s %s", t.Count, Label(t.Size), Label(t.Drink))
+	}
+	return "*Totals:* " + strings.Join(parts, ", ")
 }
 
 // RunMessageText is the notification fallback for RunMessage.
@@ -81,8 +147,8 @@ type OrderMetadata struct {
 
 // Drinks and sizes in the order the modal lists them.
 var (
-	Drinks = []string{"latte", "espresso", "cappuccino", "americano", "mocha"}
-	Sizes  = []string{"small", "medium", "large"}
+	Drinks = coffee.Drinks
+	Sizes  = coffee.Sizes
 )
 
 // Label is the display form of a drink or size value.

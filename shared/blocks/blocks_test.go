@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/slack-go/slack"
 )
@@ -55,7 +56,27 @@ var sampleRun = coffee.Run{
 }
 
 func TestRunMessageGolden(t *testing.T) {
-	golden(t, "run_message", slack.Blocks{BlockSet: RunMessage(sampleRun)})
+	golden(t, "run_message", slack.Blocks{BlockSet: RunMessage(sampleRun, nil)})
+	orders := []coffee.Order{
+		{UserID: "U0ALICE", Drink: "latte", Size: "large", Customizations: "oat milk"},
+		{UserID: "U0BOB", Drink: "mocha", Size: "small", Customizations: "<!channel> *bold* & <@U0EVE>"},
+		{UserID: "U0CAROL", Drink: "latte", Size: "large"},
+	}
+	withOrders := sampleRun
+	withOrders.VolunteerUserID = "U0BOB"
+	golden(t, "run_message_orders", slack.Blocks{BlockSet: RunMessage(withOrders, orders)})
+	closed := sampleRun
+	closed.Status, closed.RunnerUserID, closed.AssignmentReason = coffee.StatusClosed, "U0CAROL", "0 runs in the last 30 days; team median 2"
+	golden(t, "run_message_closed", slack.Blocks{BlockSet: RunMessage(closed, orders)})
+	empty := sampleRun
+	empty.Status = coffee.StatusClosed
+	golden(t, "run_message_closed_empty", slack.Blocks{BlockSet: RunMessage(empty, nil)})
+	done := closed
+	done.Status = coffee.StatusCompleted
+	golden(t, "run_message_completed", slack.Blocks{BlockSet: RunMessage(done, orders)})
+	cancelled := sampleRun
+	cancelled.Status = coffee.StatusCancelled
+	golden(t, "run_message_cancelled", slack.Blocks{BlockSet: RunMessage(cancelled, orders)})
 }
 
 func TestOrderModalGolden(t *testing.T) {
@@ -65,7 +86,7 @@ func TestOrderModalGolden(t *testing.T) {
 }
 
 func TestRunMessageShowsLastCallInReadersTimeZone(t *testing.T) {
-	header := RunMessage(sampleRun)[0].(*slack.SectionBlock).Text.Text
+	header := RunMessage(sampleRun, nil)[0].(*slack.SectionBlock).Text.Text
 	want := fmt.Sprintf("<!date^%d^{time}|10:15 UTC>", sampleRun.LastCallAt.Unix())
 	if !strings.Contains(header, want) {
 		t.Fatalf("run message header %q lacks %s", header, want)
@@ -107,4 +128,43 @@ func TestOrderModalJSONMatchesMarshal(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestUntrustedTextIsLiteral renders hostile customizations: they travel
+// only inside plain rich-text elements, verbatim, never as mrkdwn.
+func TestUntrustedTextIsLiteral(t *testing.T) {
+	hostile := []string{"<!channel>", "<!here>", "<@U0EVE>", "<#C0SECRET>", "*bold* _it_ ~s~ `c`",
+		"<https://evil.example|click>", strings.Repeat("☕", 200), "a & b < c > d", "'; DROP TABLE orders; --"}
+	for _, h := range hostile {
+		o := coffee.Order{UserID: "U1", Drink: "latte", Size: "small", Customizations: h}
+		bl := RunMessage(sampleRun, []coffee.Order{o})
+		var found bool
+		for _, b := range bl {
+			switch b := b.(type) {
+			case *slack.SectionBlock:
+				if strings.Contains(b.Text.Text, h) {
+					t.Errorf("%q reached a mrkdwn section", h)
+				}
+			case *slack.RichTextBlock:
+				item := b.Elements[0].(*slack.RichTextList).Elements[0].(*slack.RichTextSection)
+				text := item.Elements[1].(*slack.RichTextSectionTextElement).Text
+				found = text == ": Small Latte ("+h+")"
+			}
+		}
+		if !found {
+			t.Errorf("%q not shown verbatim in a plain text element", h)
+		}
+	}
+}
+
+func TestHistoryGolden(t *testing.T) {
+	at := time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
+	entries := []store.HistoryEntry{
+		{CreatedAt: at, Status: coffee.StatusCompleted, RunnerID: "U1", RunnerName: "Alice <script>", Orders: 4},
+		{CreatedAt: at.Add(-time.Hour), Status: coffee.StatusCancelled, Orders: 1},
+		{CreatedAt: at.Add(-2 * time.Hour), Status: coffee.StatusClosed, RunnerID: "U2", RunnerName: "Bob", Orders: 0},
+	}
+	golden(t, "history_page1", History(entries, 1, 13))
+	golden(t, "history_empty", History(nil, 1, 0))
+	golden(t, "history_past_end", History(nil, 5, 13))
 }

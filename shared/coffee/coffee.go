@@ -33,8 +33,17 @@ type Run struct {
 	Status          Status
 	LastCallAt      time.Time
 	RunnerUserID    string
-	SlackMessageTS  string
-	CreatedAt       time.Time
+	VolunteerUserID string
+	// AssignmentReason says why the runner was picked, for the thread.
+	AssignmentReason string
+	SlackMessageTS   string
+	CreatedAt        time.Time
+	LastCallWarnedAt time.Time // zero until warned
+	ClosedAt         time.Time
+	CompletedAt      time.Time
+	CancelledAt      time.Time
+	ReminderSentAt   time.Time // when the runner was last DMed
+	ReminderCount    int
 }
 
 // Domain errors, compared with errors.Is.

@@ -5,22 +5,37 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 )
 
 // CloudEvent types. Each is handled by exactly one function (see README's
-// event catalog) and routed by a Trigger filtering on `type`.
+// event catalog) and routed by a Trigger filtering on `type`. Requests come
+// from Slack through slack-ingress; facts are written to the outbox in the
+// transaction that made them true.
 const (
-	// TypeCommandCoffee is a verified `/coffee` slash command.
-	TypeCommandCoffee = "com.coffeebuddy.command.coffee"
-	// TypeInteraction is a verified Slack interaction payload (button click,
-	// modal submission) as slack-ingress received it.
-	TypeInteraction = "com.coffeebuddy.interaction"
-	// TypeRunCreated announces a new coffee run (written to the outbox in the
-	// run's creating transaction).
-	TypeRunCreated = "com.coffeebuddy.run.created"
+	// Requests (slack-ingress → slack.events, keyed team/channel).
+	TypeCommandCoffee    = "com.coffeebuddy.command.coffee"
+	TypeCommandCancel    = "com.coffeebuddy.command.cancel"
+	TypeCommandHistory   = "com.coffeebuddy.command.history"
+	TypeOrderSubmitted   = "com.coffeebuddy.order.submitted"
+	TypeOrderUsual       = "com.coffeebuddy.order.usual_requested"
+	TypeVolunteerRequest = "com.coffeebuddy.run.volunteer_requested"
+	TypeCloseRequest     = "com.coffeebuddy.run.close_requested"
+	TypeCompleteRequest  = "com.coffeebuddy.run.complete_requested"
+
+	// Facts (outbox → Kafka, keyed by run id).
+	TypeRunCreated   = "com.coffeebuddy.run.created"
+	TypeOrderPlaced  = "com.coffeebuddy.order.placed"
+	TypeVolunteerSet = "com.coffeebuddy.run.volunteer_set"
+	TypeLastCallSoon = "com.coffeebuddy.run.last_call_soon"
+	TypeRunClosed    = "com.coffeebuddy.run.closed"
+	TypeReminderDue  = "com.coffeebuddy.run.reminder_due"
+	TypeRunCompleted = "com.coffeebuddy.run.completed"
+	TypeRunCancelled = "com.coffeebuddy.run.cancelled"
+
+	// TypePing is what a PingSource emits; Triggers tell ticks apart by source.
+	TypePing = "dev.knative.sources.ping"
 )
 
 // Sources, as CloudEvent `source` URI-references.
@@ -81,12 +96,24 @@ type Spec struct {
 	Payload  any
 }
 
-// Catalog lists every event type. Keep README.md's event catalog in step
-// (a test in this package checks it).
+// Catalog lists every event type. README.md's event catalog is checked
+// against it by a test.
 var Catalog = []Spec{
 	{Type: TypeCommandCoffee, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "run-start", Payload: SlashCommand{}},
-	{Type: TypeInteraction, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "(order handling, issue 3)", Payload: Interaction{}},
+	{Type: TypeCommandCancel, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "run-cancel", Payload: SlashCommand{}},
+	{Type: TypeOrderSubmitted, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "order-place", Payload: OrderSubmitted{}},
+	{Type: TypeOrderUsual, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "order-usual", Payload: RunAction{}},
+	{Type: TypeVolunteerRequest, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "run-volunteer", Payload: RunAction{}},
+	{Type: TypeCloseRequest, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "run-close", Payload: RunAction{}},
+	{Type: TypeCompleteRequest, Topic: TopicSlackEvents, Producer: "slack-ingress", Consumer: "run-complete", Payload: RunAction{}},
 	{Type: TypeRunCreated, Topic: TopicOrders, Producer: "run-start (outbox)", Consumer: "run-announce", Payload: RunCreated{}},
+	{Type: TypeOrderPlaced, Topic: TopicOrders, Producer: "order-place, order-usual (outbox)", Consumer: "order-confirm", Payload: OrderPlaced{}},
+	{Type: TypeVolunteerSet, Topic: TopicOrders, Producer: "run-volunteer (outbox)", Consumer: "volunteer-notify", Payload: RunFact{}},
+	{Type: TypeLastCallSoon, Topic: TopicOrders, Producer: "run-tick (outbox)", Consumer: "warn-notify", Payload: RunFact{}},
+	{Type: TypeRunClosed, Topic: TopicAssignments, Producer: "run-close, run-tick (outbox)", Consumer: "runner-notify", Payload: RunClosed{}},
+	{Type: TypeReminderDue, Topic: TopicAssignments, Producer: "run-tick (outbox)", Consumer: "runner-remind", Payload: RunFact{}},
+	{Type: TypeRunCompleted, Topic: TopicCompletions, Producer: "run-complete (outbox)", Consumer: "completion-notify", Payload: RunFact{}},
+	{Type: TypeRunCancelled, Topic: TopicCompletions, Producer: "run-cancel (outbox)", Consumer: "cancel-notify", Payload: RunCancelled{}},
 }
 
 // TopicFor returns the topic that carries events of type t.
@@ -123,14 +150,63 @@ type RunCreated struct {
 	CreatedAt       time.Time `json:"created_at"`
 }
 
-// Interaction is a verified Slack interaction. Payload is Slack's JSON as
-// received (untrusted user input inside), kept whole so consumers can read
-// any field Slack sends.
-type Interaction struct {
-	Type       string          `json:"type"`
-	TeamID     string          `json:"team_id"`
-	UserID     string          `json:"user_id"`
-	ChannelID  string          `json:"channel_id,omitempty"`
-	Payload    json.RawMessage `json:"payload"`
-	ReceivedAt time.Time       `json:"received_at"`
+// RunAction is a button click on a run (My usual, I'll go, Close now, Mark
+// complete), as slack-ingress received it.
+type RunAction struct {
+	RunID       string    `json:"run_id"`
+	TeamID      string    `json:"team_id"`
+	ChannelID   string    `json:"channel_id"`
+	UserID      string    `json:"user_id"`
+	UserName    string    `json:"user_name"`
+	ResponseURL string    `json:"response_url,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// OrderSubmitted is a validated order modal submission. Customizations is
+// untrusted text, stored verbatim and rendered escaped.
+type OrderSubmitted struct {
+	TeamID         string    `json:"team_id"`
+	ChannelID      string    `json:"channel_id"`
+	UserID         string    `json:"user_id"`
+	UserName       string    `json:"user_name"`
+	Drink          string    `json:"drink"`
+	Size           string    `json:"size"`
+	Customizations string    `json:"customizations"`
+	At             time.Time `json:"at"`
+}
+
+// OrderPlaced is the fact that a user's order in a run is stored (new or
+// edited).
+type OrderPlaced struct {
+	RunID          string `json:"run_id"`
+	UserID         string `json:"user_id"`
+	Drink          string `json:"drink"`
+	Size           string `json:"size"`
+	Customizations string `json:"customizations"`
+	Edited         bool   `json:"edited"`
+	Usual          bool   `json:"usual"`
+}
+
+// RunFact names the run a fact is about; consumers read the rest from the
+// database, which is at least as new as the fact.
+type RunFact struct {
+	RunID  string `json:"run_id"`
+	UserID string `json:"user_id,omitempty"` // who caused it, when someone did
+}
+
+// RunClosed is the fact that a run stopped taking orders and, when it had
+// orders, who the runner is and why.
+type RunClosed struct {
+	RunID        string `json:"run_id"`
+	RunnerUserID string `json:"runner_user_id,omitempty"` // empty: no orders, nobody goes
+	Reason       string `json:"reason"`                   // shown in the thread
+	ClosedBy     string `json:"closed_by"`                // "last_call" or the initiator's id
+}
+
+// RunCancelled is the fact that a run was cancelled, by whom and why.
+// Reason is untrusted text.
+type RunCancelled struct {
+	RunID       string `json:"run_id"`
+	CancelledBy string `json:"cancelled_by"`
+	Reason      string `json:"reason"`
 }

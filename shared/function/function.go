@@ -127,6 +127,12 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 
 	var ready, draining atomic.Bool
 	checks := readinessChecks(spec, d)
+	var addr string // set before serving
+	markReady := func() {
+		if ready.CompareAndSwap(false, true) {
+			log.Info("ready", "addr", addr, "start_to_ready_ms", time.Since(started).Milliseconds())
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /health/readiness", func(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +145,7 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
-			ready.Store(true)
+			markReady()
 		}
 		w.WriteHeader(http.StatusOK)
 	})
@@ -156,6 +162,7 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	addr = ln.Addr().String()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	// Become ready as soon as dependencies answer, without waiting for the
@@ -166,8 +173,7 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 			err := runChecks(cctx, checks)
 			cancel()
 			if err == nil {
-				ready.Store(true)
-				log.Info("ready", "addr", ln.Addr().String(), "start_to_ready_ms", time.Since(started).Milliseconds())
+				markReady()
 				return
 			}
 			log.Warn("dependencies not ready", "err", err)
@@ -195,9 +201,9 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 	return nil
 }
 
-func connect(ctx context.Context, needs Needs, d *Deps) (closeAll func(), err error) {
+func connect(ctx context.Context, needs Needs, d *Deps) (_ func(), err error) {
 	var closers []func()
-	closeAll = func() {
+	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}

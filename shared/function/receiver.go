@@ -7,9 +7,8 @@ import (
 	"net/http"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,38 +41,79 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 // the handler's result to statuses the Knative broker understands:
 // success 200 (with the reply event, if any), a Permanent error 400 (not
 // retried, dead-lettered), any other error 500 (retried with backoff).
-// Malformed requests get sdk-go's 400/415.
-func newReceiver(ctx context.Context, name string, h Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
+// A request that is not a CloudEvent gets 415, a malformed one 400.
+//
+// It decodes in the request's own goroutine: sdk-go's NewHTTPReceiveHandler
+// hands requests over an unbuffered channel shared by all requests, which
+// mixes up request contexts and stalls under cancellation
+// (cloudevents/sdk-go#1224, #1332).
+func newReceiver(_ context.Context, name string, h Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
 	m := newMetrics(name, reg)
-	p, err := cloudevents.NewHTTP()
-	if err != nil {
-		return nil, fmt.Errorf("cloudevents http: %w", err)
-	}
-	fn := func(ctx context.Context, e event.Event) (*event.Event, protocol.Result) {
+	handle := func(ctx context.Context, e event.Event) (*event.Event, int, string) {
 		start := time.Now()
 		log := log.With("ce_id", e.ID(), "ce_type", e.Type(), "ce_source", e.Source())
 		if s := e.Subject(); s != "" {
 			log = log.With("ce_subject", s)
 		}
 		ctx = WithLogger(ctx, log)
-		reply, err := h.Handle(ctx, e)
+		reply, err := func() (_ *event.Event, err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("handler panicked: %v", p)
+				}
+			}()
+			return h.Handle(ctx, e)
+		}()
 		m.duration.WithLabelValues(e.Type()).Observe(time.Since(start).Seconds())
 		switch {
 		case err == nil:
 			m.events.WithLabelValues(e.Type(), "ok").Inc()
 			log.Debug("handled", "ms", time.Since(start).Milliseconds())
-			return reply, cehttp.NewResult(http.StatusOK, "")
+			return reply, http.StatusOK, ""
 		case IsPermanent(err):
 			m.events.WithLabelValues(e.Type(), "permanent").Inc()
 			log.Error("permanent failure; not retried", "err", err)
-			return nil, cehttp.NewResult(http.StatusBadRequest, "%s", err.Error())
+			return nil, http.StatusBadRequest, err.Error()
 		default:
 			m.events.WithLabelValues(e.Type(), "retry").Inc()
 			log.Warn("failed; the broker will retry", "err", err)
-			return nil, cehttp.NewResult(http.StatusInternalServerError, "%s", err.Error())
+			return nil, http.StatusInternalServerError, err.Error()
 		}
 	}
-	return cloudevents.NewHTTPReceiveHandler(ctx, p, fn)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "CloudEvents are POSTed", http.StatusMethodNotAllowed)
+			return
+		}
+		ctx := req.Context()
+		msg := cehttp.NewMessageFromHttpRequest(req)
+		defer func() { _ = msg.Finish(nil) }()
+		if msg.ReadEncoding() == binding.EncodingUnknown {
+			http.Error(w, "not a CloudEvent", http.StatusUnsupportedMediaType)
+			return
+		}
+		e, err := binding.ToEvent(ctx, msg)
+		if err == nil {
+			err = e.Validate()
+		}
+		if err != nil {
+			http.Error(w, "malformed CloudEvent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply, status, text := handle(ctx, *e)
+		if reply != nil {
+			if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(reply), status, w); err != nil {
+				log.Error("write reply", "ce_id", e.ID(), "err", err)
+			}
+			return
+		}
+		if status == http.StatusOK {
+			w.WriteHeader(status)
+			return
+		}
+		http.Error(w, text, status)
+	}), nil
 }
 
 type loggerKey struct{}

@@ -323,9 +323,9 @@ func TestReceiverRejectsNonCloudEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		req  *http.Request
-		bug  string
+		name  string
+		req   *http.Request
+		fixed string // the bug this case caught, now fixed
 	}{
 		{"plain JSON", post("application/json", `{"drink":"tea"}`, nil), ""},
 		{"plain text", post("text/plain", "hello", nil), ""},
@@ -346,9 +346,6 @@ func TestReceiverRejectsNonCloudEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip("bug: " + tt.bug)
-			}
 			resp, body := do(t, tt.req)
 			if resp.StatusCode < 400 || resp.StatusCode > 499 {
 				t.Errorf("status = %d, want 4xx (body %q)", resp.StatusCode, body)
@@ -412,20 +409,13 @@ func TestLoggerOutsideHandler(t *testing.T) {
 	l.Info("discarded") // must not panic
 }
 
-// handOffBug: sdk-go's NewHTTPReceiveHandler passes every request through
-// one unbuffered channel shared by all requests, read by a goroutine per
-// request that gives up when its own request's context ends
-// (cloudevents/sdk-go#1224, #1332). Requests and contexts get mixed up, and
-// a cancelled request can leave another request's hand-off with no reader:
-// that request hangs until some later request arrives.
-const handOffBug = "sdk-go's NewHTTPReceiveHandler hands requests over a shared unbuffered channel: contexts get mixed up and cancelled requests stall others (cloudevents/sdk-go#1224, #1332; see report)"
-
+// Regression for sdk-go's shared hand-off channel (cloudevents/sdk-go#1224, #1332),
+// which the receiver no longer uses.
 // TestReceiverConcurrentHandlersKeepTheirContext sends concurrent events
 // and finishes them one at a time; every handler must still have a live
 // context when it finishes, i.e. it runs with its own request's context.
 // (Against the sdk-go hand-off this fails only rarely.)
 func TestReceiverConcurrentHandlersKeepTheirContext(t *testing.T) {
-	t.Skip("bug: " + handOffBug)
 	const n = 16
 	release := make([]chan struct{}, n)
 	for i := range release {
@@ -501,7 +491,6 @@ func TestReceiverConcurrentHandlersKeepTheirContext(t *testing.T) {
 // and so must a lone event afterwards. Against the sdk-go hand-off an
 // uncancelled request hangs within a few hundred rounds.
 func TestReceiverSurvivesCancelledRequests(t *testing.T) {
-	t.Skip("bug: " + handOffBug)
 	r := start(t, function.Spec{Name: "test-fn", Events: okHandler}, nil)
 	r.waitReady(t)
 	// Separate transports, so a cancelled request cannot fail an

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -33,7 +34,11 @@ func Record(topic, key string, ev event.Event) (*kgo.Record, error) {
 		return nil, fmt.Errorf("kafka: encode %s: %w", ev.ID(), err)
 	}
 	if pk, ok := ev.Extensions()[ExtPartitionKey]; ok {
-		key = fmt.Sprint(pk)
+		s, err := types.Format(pk)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: encode %s: %s: %w", ev.ID(), ExtPartitionKey, err)
+		}
+		key = s
 	}
 	hs := []kgo.RecordHeader{
 		{Key: "ce_specversion", Value: []byte(ev.SpecVersion())},
@@ -54,7 +59,11 @@ func Record(topic, key string, ev event.Event) (*kgo.Record, error) {
 		hs = append(hs, kgo.RecordHeader{Key: "ce_time", Value: []byte(t.UTC().Format(time.RFC3339Nano))})
 	}
 	for name, v := range ev.Extensions() {
-		hs = append(hs, kgo.RecordHeader{Key: headerPrefix + name, Value: []byte(fmt.Sprint(v))})
+		s, err := types.Format(v)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: encode %s: extension %s: %w", ev.ID(), name, err)
+		}
+		hs = append(hs, kgo.RecordHeader{Key: headerPrefix + name, Value: []byte(s)})
 	}
 	r := &kgo.Record{Topic: topic, Value: ev.Data(), Headers: hs}
 	if key != "" {

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"errors"
 	"maps"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -276,5 +277,57 @@ func TestBrokers(t *testing.T) {
 		if got := kafka.Brokers(tt.in); !slices.Equal(got, tt.want) {
 			t.Errorf("Brokers(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// extensionBug: Record writes extension values with fmt.Sprint instead of
+// their CloudEvents canonical string form.
+const extensionBug = "Record formats extension values with fmt.Sprint: binary prints as [1 2 3] not base64, URI values print as a Go struct (see report)"
+
+func TestRecordExtensionValuesCanonical(t *testing.T) {
+	u, err := url.Parse("https://coffeebuddy.example/runs/42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		value any
+		want  string // the spec's canonical string encoding
+		fixed string // the bug this case caught, now fixed
+	}{
+		{"string", "flat white", "flat white", ""},
+		{"boolean", true, "true", ""},
+		{"integer", 42, "42", ""},
+		{"timestamp", time.Date(2026, 3, 14, 9, 26, 53, 500_000_000, time.FixedZone("CET", 3600)), "2026-03-14T08:26:53.5Z", ""},
+		{"binary", []byte{1, 2, 3}, "AQID", extensionBug},
+		{"uri", u, "https://coffeebuddy.example/runs/42", extensionBug},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := event.New()
+			ev.SetID("1")
+			ev.SetSource("/s")
+			ev.SetType("t")
+			if err := ev.Context.SetExtension("value", tt.value); err != nil {
+				t.Fatal(err)
+			}
+			r, err := kafka.Record("topic", "", ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := header(r, "ce_value"); got != tt.want {
+				t.Errorf("ce_value = %q, want %q", got, tt.want)
+			}
+			// As the partition key, too.
+			if err := ev.Context.SetExtension(kafka.ExtPartitionKey, tt.value); err != nil {
+				t.Fatal(err)
+			}
+			if r, err = kafka.Record("topic", "", ev); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Key) != tt.want {
+				t.Errorf("key = %q, want %q", r.Key, tt.want)
+			}
+		})
 	}
 }

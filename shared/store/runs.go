@@ -21,7 +21,9 @@ type NewRun struct {
 }
 
 const runColumns = `id, team_id, channel_id, initiator_user_id, status, last_call_at,
-	coalesce(runner_user_id, '') AS runner_user_id, coalesce(slack_message_ts, '') AS slack_message_ts, created_at`
+	coalesce(runner_user_id, ''), coalesce(volunteer_user_id, ''), coalesce(assignment_reason, ''),
+	coalesce(slack_message_ts, ''), created_at, last_call_warned_at, closed_at, completed_at, cancelled_at,
+	reminder_sent_at, reminder_count`
 
 // CreateRun inserts an active run. If the channel already has one, it
 // returns that run and coffee.ErrRunActive: the partial unique index decides,
@@ -109,9 +111,21 @@ func oneRun(rows pgx.Rows) (coffee.Run, error) {
 func scanRun(row pgx.CollectableRow) (coffee.Run, error) {
 	var r coffee.Run
 	var status string
+	var warned, closed, completed, cancelled, reminded *time.Time
 	err := row.Scan(&r.ID, &r.TeamID, &r.ChannelID, &r.InitiatorUserID, &status, &r.LastCallAt,
-		&r.RunnerUserID, &r.SlackMessageTS, &r.CreatedAt)
+		&r.RunnerUserID, &r.VolunteerUserID, &r.AssignmentReason, &r.SlackMessageTS, &r.CreatedAt,
+		&warned, &closed, &completed, &cancelled, &reminded, &r.ReminderCount)
 	r.Status = coffee.Status(status)
 	r.LastCallAt, r.CreatedAt = r.LastCallAt.UTC(), r.CreatedAt.UTC()
+	r.LastCallWarnedAt, r.ClosedAt, r.CompletedAt = utc(warned), utc(closed), utc(completed)
+	r.CancelledAt, r.ReminderSentAt = utc(cancelled), utc(reminded)
 	return r, err
+}
+
+// utc turns a nullable timestamp into a UTC time, zero for NULL.
+func utc(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }

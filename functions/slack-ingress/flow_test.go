@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/jackc/pgx/v5"
+)
+
+func (r *rig) interaction(t *testing.T, payload map[string]any) (int, string) {
+	t.Helper()
+	b, _ := json.Marshal(payload)
+	return r.post(t, "/slack/interactions", url.Values{"payload": {string(b)}}.Encode(), time.Now().Unix(), "")
+}
+
+func (r *rig) startRun(t *testing.T, channel string, lastCall time.Time) {
+	t.Helper()
+	err := pgx.BeginFunc(context.Background(), r.db.Pool, func(tx pgx.Tx) error {
+		_, err := store.CreateRun(context.Background(), tx, store.NewRun{TeamID: "T0001", ChannelID: channel,
+			InitiatorUserID: "U1", LastCallAt: lastCall, CreatedAt: time.Now()})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestButtonsBecomeRequests(t *testing.T) {
+	r := newRig(t)
+	for action, typ := range buttonRequests {
+		status, _ := r.interaction(t, map[string]any{
+			"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U2", "name": "bob"},
+			"channel": map[string]string{"id": "C1"}, "response_url": "https://hooks.slack.com/actions/x",
+			"actions": []map[string]string{{"action_id": action, "block_id": "run_actions", "value": "run-42"}},
+		})
+		if status != 200 {
+			t.Fatalf("%s: status %d", action, status)
+		}
+	}
+	recs := r.kafka.Consume(t, events.TopicSlackEvents, len(buttonRequests), 5*time.Second)
+	got := map[string]bool{}
+	for _, rec := range recs {
+		ev, err := kafka.Event(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var act events.RunAction
+		if err := ev.DataAs(&act); err != nil || act.RunID != "run-42" || act.UserID != "U2" || string(rec.Key) != "run-42" {
+			t.Fatalf("%s payload %+v key %s (%v)", ev.Type(), act, rec.Key, err)
+		}
+		got[ev.Type()] = true
+	}
+	for _, typ := range buttonRequests {
+		if !got[typ] {
+			t.Errorf("no %s produced", typ)
+		}
+	}
+}
+
+func TestAddOrderOpensPrefilledModal(t *testing.T) {
+	r := newRig(t)
+	r.startRun(t, "C-old", time.Now().Add(time.Hour))
+	ctx := context.Background()
+	for range 2 {
+		err := pgx.BeginFunc(ctx, r.db.Pool, func(tx pgx.Tx) error {
+			_, _, err := store.PlaceOrder(ctx, tx, "T0001", "C-old", coffeeOrder("U2", "americano", "large"), time.Now())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.interaction(t, map[string]any{
+		"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U2"},
+		"channel": map[string]string{"id": "C1"}, "trigger_id": "trig-1",
+		"actions": []map[string]string{{"action_id": "order_add", "block_id": "run_actions", "value": "run-42"}},
+	})
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	calls, err := r.slack.WaitForCalls(cctx, "views.open", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := calls[0].Params["view"]
+	if !strings.Contains(view, `"initial_option":{"text":{"type":"plain_text","text":"Americano"`) || !strings.Contains(view, `"value":"large"}`) {
+		t.Fatalf("modal not pre-filled with the favourite: %s", view)
+	}
+}
+
+func TestOrderAfterLastCallGetsInlineError(t *testing.T) {
+	r := newRig(t)
+	r.startRun(t, "C1", time.Now().Add(-time.Second)) // last call passed
+	status, body := r.interaction(t, map[string]any{
+		"type": "view_submission", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U1"},
+		"view": map[string]any{
+			"callback_id": "order_submit", "private_metadata": `{"team_id":"T0001","channel_id":"C1"}`,
+			"state": map[string]any{"values": map[string]any{
+				"drink": map[string]any{"drink": map[string]any{"type": "static_select", "selected_option": map[string]any{"value": "latte"}}},
+				"size":  map[string]any{"size": map[string]any{"type": "static_select", "selected_option": map[string]any{"value": "small"}}},
+			}},
+		},
+	})
+	if status != 200 || !strings.Contains(body, `"response_action":"errors"`) || !strings.Contains(body, "closed") {
+		t.Fatalf("got %d %s", status, body)
+	}
+	if recs := r.kafka.Consume(t, events.TopicSlackEvents, 1, 500*time.Millisecond); len(recs) != 0 {
+		t.Fatal("a late order was produced")
+	}
+}
+
+func TestHistoryCommand(t *testing.T) {
+	r := newRig(t)
+	post := func(text string) string {
+		body := strings.Replace(commandBody(text), "command=%2Fcoffee", "command=%2Fcoffee-history", 1)
+		status, got := r.post(t, "/slack/commands", body, time.Now().Unix(), "")
+		if status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		return got
+	}
+	if got := post(""); !strings.Contains(got, "No coffee runs yet!") {
+		t.Fatalf("empty history: %s", got)
+	}
+	r.startRun(t, "C2147483705", time.Now().Add(time.Hour))
+	if got := post("--page 1"); !strings.Contains(got, "page 1 of 1, 1 runs") || !strings.Contains(got, "taking orders") {
+		t.Fatalf("history: %s", got)
+	}
+	if got := post("--page zero"); !strings.Contains(got, "Usage") {
+		t.Fatalf("bad page: %s", got)
+	}
+}
+
+func TestParsePage(t *testing.T) {
+	tests := map[string]int{"": 1, "--page 3": 3, "-p 2": 2, "--page=4": 4, "5": 5, "--page 0": 0, "--page x": 0, "a b c": 0}
+	for in, want := range tests {
+		got, ok := parsePage(in)
+		if (want == 0) == ok || (ok && got != want) {
+			t.Errorf("parsePage(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+}
+
+func coffeeOrder(user, drink, size string) coffee.Order {
+	return coffee.Order{UserID: user, Drink: drink, Size: size}
+}
