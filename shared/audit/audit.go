@@ -13,8 +13,18 @@ import (
 
 // Audit event types.
 const (
-	RunCreated   = "run_created"
-	RunAnnounced = "run_announced"
+	RunCreated     = "run_created"
+	RunAnnounced   = "run_announced"
+	OrderPlaced    = "order_placed"
+	OrderUpdated   = "order_updated"
+	VolunteerSet   = "volunteer_set"
+	LastCallWarned = "last_call_warned"
+	RunClosed      = "run_closed" // details carry the runner and why, or that nobody ordered
+	RunnerDMed     = "runner_dmed"
+	RunnerReminded = "runner_reminded"
+	RunCompleted   = "run_completed"
+	RunCancelled   = "run_cancelled"
+	PrefsPurged    = "preferences_purged"
 )
 
 // Entry is one audit row.

@@ -33,8 +33,13 @@ type Config struct {
 	SlackAPIURL        string
 	// SlackLocal is true when no Slack credentials were configured and the
 	// local stand-in's defaults are in force.
-	SlackLocal      bool
-	LastCall        time.Duration
+	SlackLocal bool
+	LastCall   time.Duration
+	// WarnBefore is how long before last call the thread is warned.
+	WarnBefore time.Duration
+	// RemindAfter is how long the runner may leave a run unfinished before
+	// a reminder DM.
+	RemindAfter     time.Duration
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 }
@@ -58,6 +63,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.DatabaseMaxConns = int32(maxConns)
 	if c.LastCall, err = durationVar(getenv, "COFFEE_LAST_CALL", 10*time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WarnBefore, err = durationVar(getenv, "COFFEE_WARN_BEFORE", 2*time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RemindAfter, err = durationVar(getenv, "COFFEE_REMIND_AFTER", 20*time.Minute); err != nil {
 		errs = append(errs, err)
 	}
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
