@@ -38,6 +38,8 @@ import (
 
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkaembed"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgcluster"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 )
 
@@ -166,9 +168,12 @@ func main() {
 	fmt.Print(res.Markdown())
 }
 
-// helper is the in-process Kafka and Slack stand-in.
+// helper is the in-process Kafka, Slack stand-in and PostgreSQL (the
+// ingress reads the modal pre-fill from it, so the peer does that too).
 type helper struct {
 	kafka     *kafkaembed.Cluster
+	pg        *pgcluster.Cluster
+	dbURL     string
 	slack     *slackstandin.Server
 	srv       *http.Server
 	apiURL    string
@@ -183,8 +188,21 @@ func startHelper(ctx context.Context) (*helper, error) {
 		return nil, err
 	}
 	h := &helper{kafka: k, stopReset: make(chan struct{})}
+	if h.dbURL = os.Getenv("DATABASE_URL"); h.dbURL == "" {
+		if h.pg, err = pgcluster.Start(ctx, pgcluster.Options{}); err != nil {
+			k.Close()
+			return nil, err
+		}
+		h.dbURL = h.pg.URL()
+	}
+	if err := postgres.MigrateUp(ctx, h.dbURL); err != nil {
+		h.stopPG()
+		k.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		h.stopPG()
 		k.Close()
 		return nil, err
 	}
@@ -228,6 +246,7 @@ func (h *helper) close() {
 	defer cancel()
 	_ = h.srv.Shutdown(sctx)
 	h.kafka.Close()
+	h.stopPG()
 }
 
 func run(ctx context.Context, c config) (*Results, error) {
@@ -260,7 +279,8 @@ func run(ctx context.Context, c config) (*Results, error) {
 			profile: c.profileOut != "" && level == "",
 			start: func(port int, logPath string) (*proc, error) {
 				env := []string{"PORT=" + strconv.Itoa(port), "KAFKA_BROKERS=" + strings.Join(h.kafka.Brokers(), ","),
-					"SLACK_SIGNING_SECRET=" + signingSecret, "SLACK_BOT_TOKEN=" + botToken, "SLACK_API_URL=" + h.apiURL}
+					"SLACK_SIGNING_SECRET=" + signingSecret, "SLACK_BOT_TOKEN=" + botToken, "SLACK_API_URL=" + h.apiURL,
+					"DATABASE_URL=" + h.dbURL}
 				if level != "" {
 					env = append(env, "LOG_LEVEL="+level)
 				}
@@ -582,4 +602,10 @@ func cpuProfile(ctx context.Context, addr string, wait, d time.Duration, out str
 		return err
 	}
 	return f.Close()
+}
+
+func (h *helper) stopPG() {
+	if h.pg != nil {
+		_ = h.pg.Stop()
+	}
 }
