@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run test vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,6 +17,10 @@ help: ## List targets
 run: ensure-postgres build ## Run the whole bot locally on embedded defaults (Ctrl-C stops it)
 	go build -o $(BIN)/devstack ./eventing/cmd/devstack
 	DEVSTACK_BIN=$(BIN) $(BIN)/devstack
+
+demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack and show the conversation
+	go build -o $(BIN)/demo ./eventing/cmd/demo
+	DEVSTACK_BIN=$(BIN) $(BIN)/demo
 
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))

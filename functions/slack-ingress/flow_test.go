@@ -35,7 +35,7 @@ func (r *rig) startRun(t *testing.T, channel string, lastCall time.Time) {
 
 func TestButtonsBecomeRequests(t *testing.T) {
 	r := newRig(t)
-	for action, typ := range buttonRequests {
+	for action := range buttonRequests {
 		status, _ := r.interaction(t, map[string]any{
 			"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U2", "name": "bob"},
 			"channel": map[string]string{"id": "C1"}, "response_url": "https://hooks.slack.com/actions/x",
@@ -113,6 +113,23 @@ func TestOrderAfterLastCallGetsInlineError(t *testing.T) {
 	}
 	if recs := r.kafka.Consume(t, events.TopicSlackEvents, 1, 500*time.Millisecond); len(recs) != 0 {
 		t.Fatal("a late order was produced")
+	}
+}
+
+func TestOrderForAClosedRunGetsInlineError(t *testing.T) {
+	r := newRig(t)
+	r.startRun(t, "C1", time.Now().Add(time.Hour))
+	if _, err := r.db.Pool.Exec(context.Background(), `UPDATE coffee_runs SET status = 'closed'`); err != nil {
+		t.Fatal(err)
+	}
+	open, err := dbLookups{r.db.Pool}.OrderingOpen(context.Background(), "T0001", "C1", time.Now())
+	if err != nil || open {
+		t.Fatalf("OrderingOpen on a closed run = %v, %v", open, err)
+	}
+	// No run at all yet: the /coffee may be in flight, so the form is accepted.
+	open, err = dbLookups{r.db.Pool}.OrderingOpen(context.Background(), "T0001", "C-new", time.Now())
+	if err != nil || !open {
+		t.Fatalf("OrderingOpen before the run exists = %v, %v", open, err)
 	}
 }
 

@@ -20,7 +20,7 @@ func (l dbLookups) Favourite(ctx context.Context, userID string) (blocks.Prefill
 }
 
 func (l dbLookups) OrderingOpen(ctx context.Context, teamID, channelID string, now time.Time) (bool, error) {
-	run, err := store.ActiveRun(ctx, l.db, teamID, channelID)
+	run, err := store.LatestRun(ctx, l.db, teamID, channelID)
 	if errors.Is(err, coffee.ErrRunNotFound) {
 		// No run yet: the /coffee that opened this form may still be on
 		// its way through Kafka. order-place waits for it.
@@ -29,7 +29,7 @@ func (l dbLookups) OrderingOpen(ctx context.Context, teamID, channelID string, n
 	if err != nil {
 		return false, err
 	}
-	return now.Before(run.LastCallAt), nil
+	return run.Status == coffee.StatusActive && now.Before(run.LastCallAt), nil
 }
 
 func (l dbLookups) History(ctx context.Context, teamID, channelID string, page int) ([]store.HistoryEntry, int, error) {

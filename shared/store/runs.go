@@ -66,6 +66,17 @@ func ActiveRun(ctx context.Context, q Querier, teamID, channelID string) (coffee
 	return oneRun(rows)
 }
 
+// LatestRun returns the channel's newest run, whatever its status, or
+// coffee.ErrRunNotFound.
+func LatestRun(ctx context.Context, q Querier, teamID, channelID string) (coffee.Run, error) {
+	rows, err := q.Query(ctx, `SELECT `+runColumns+` FROM coffee_runs
+		WHERE team_id = $1 AND channel_id = $2 ORDER BY created_at DESC LIMIT 1`, teamID, channelID)
+	if err != nil {
+		return coffee.Run{}, fmt.Errorf("store: latest run: %w", err)
+	}
+	return oneRun(rows)
+}
+
 // GetRun returns a run by id or coffee.ErrRunNotFound.
 func GetRun(ctx context.Context, q Querier, id uuid.UUID) (coffee.Run, error) {
 	rows, err := q.Query(ctx, `SELECT `+runColumns+` FROM coffee_runs WHERE id = $1`, id)

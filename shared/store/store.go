@@ -49,6 +49,18 @@ func (s *Store) Once(ctx context.Context, consumer, ceID string, fn func(tx pgx.
 	return duplicate, nil
 }
 
+// Processed reports whether consumer has already handled CloudEvent ceID
+// (recorded by Once). Notify functions ask before a Slack side effect, so a
+// redelivery that Once would skip also posts nothing.
+func Processed(ctx context.Context, q Querier, consumer, ceID string) (bool, error) {
+	var done bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = $1 AND ce_id = $2)`,
+		consumer, ceID).Scan(&done); err != nil {
+		return false, fmt.Errorf("store: processed %s %s: %w", consumer, ceID, err)
+	}
+	return done, nil
+}
+
 // uniqueViolation reports a unique-constraint failure on the named
 // constraint or index.
 func uniqueViolation(err error, name string) bool {
