@@ -342,15 +342,24 @@ func TestTickClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rem []coffee.Run
-	w.tx(func(tx pgx.Tx) (err error) { rem, err = store.ClaimReminders(ctx, tx, w.now.Add(10*time.Minute), 15*time.Minute, 1); return })
+	w.tx(func(tx pgx.Tx) (err error) {
+		rem, err = store.ClaimReminders(ctx, tx, w.now.Add(10*time.Minute), 15*time.Minute, 1)
+		return
+	})
 	if len(rem) != 0 {
 		t.Fatal("reminder before its time")
 	}
-	w.tx(func(tx pgx.Tx) (err error) { rem, err = store.ClaimReminders(ctx, tx, w.now.Add(16*time.Minute), 15*time.Minute, 1); return })
+	w.tx(func(tx pgx.Tx) (err error) {
+		rem, err = store.ClaimReminders(ctx, tx, w.now.Add(16*time.Minute), 15*time.Minute, 1)
+		return
+	})
 	if len(rem) != 1 {
 		t.Fatal("no reminder when due")
 	}
-	w.tx(func(tx pgx.Tx) (err error) { rem, err = store.ClaimReminders(ctx, tx, w.now.Add(60*time.Minute), 15*time.Minute, 1); return })
+	w.tx(func(tx pgx.Tx) (err error) {
+		rem, err = store.ClaimReminders(ctx, tx, w.now.Add(60*time.Minute), 15*time.Minute, 1)
+		return
+	})
 	if len(rem) != 0 {
 		t.Fatal("more reminders than the maximum")
 	}
