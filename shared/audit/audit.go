@@ -21,7 +21,8 @@ const (
 	LastCallWarned = "last_call_warned"
 	RunClosed      = "run_closed" // details carry the runner and why, or that nobody ordered
 	RunnerDMed     = "runner_dmed"
-	RunnerReminded = "runner_reminded"
+	ReminderDue    = "reminder_due"    // run-tick queued a reminder
+	RunnerReminded = "runner_reminded" // the reminder DM was sent
 	RunCompleted   = "run_completed"
 	RunCancelled   = "run_cancelled"
 	PrefsPurged    = "preferences_purged"

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const consumer = "cancel-notify"
+
+// Handler tells a channel that its run was cancelled.
+type Handler struct {
+	store *store.Store
+	slack *slackapi.Clients
+}
+
+// New returns the handler.
+func New(s *store.Store, c *slackapi.Clients) *Handler { return &Handler{store: s, slack: c} }
+
+// Handle updates the run message in place and replies in its thread,
+// tagging every orderer. Both happen inside the processed-events
+// transaction: a redelivery after success does nothing, a Slack failure
+// rolls back and is retried by the broker. A run cancelled before it was
+// announced has no message and no thread: nothing is posted (run-announce
+// will show it as cancelled).
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var fact events.RunCancelled
+	if err := e.DataAs(&fact); err != nil {
+		return nil, function.Permanentf("decode run.cancelled: %w", err)
+	}
+	id, err := uuid.Parse(fact.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", fact.RunID, err)
+	}
+	if fact.CancelledBy == "" {
+		return nil, function.Permanentf("run.cancelled for %s names no canceller", id)
+	}
+	log := function.Logger(ctx).With("run_id", id)
+	var ts string
+	var orderers []string
+	var announced bool
+	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
+		run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
+		if errors.Is(err, coffee.ErrRunNotFound) {
+			return function.Permanent(err)
+		}
+		if err != nil {
+			return err
+		}
+		if run.Status != coffee.StatusCancelled {
+			return function.Permanentf("run %s is %s, not cancelled", id, run.Status)
+		}
+		if announced = run.SlackMessageTS != ""; !announced {
+			return nil
+		}
+		orders, err := store.RunOrders(ctx, h.store.DB, id)
+		if err != nil {
+			return err
+		}
+		for _, o := range orders {
+			orderers = append(orderers, o.UserID)
+		}
+		cli, err := h.slack.Get()
+		if err != nil {
+			return err
+		}
+		n := blocks.CancelNotice(fact.CancelledBy, fact.Reason, orderers)
+		_, ts, err = cli.PostMessageContext(ctx, run.ChannelID, append(n.Options(), slack.MsgOptionTS(run.SlackMessageTS))...)
+		if err != nil {
+			return fmt.Errorf("chat.postMessage: %w", err)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case dup:
+		log.Info("duplicate delivery ignored")
+	case !announced:
+		log.Info("run cancelled before it was announced: no thread to tell")
+	default:
+		log.Info("cancellation posted", "ts", ts, "orderers", len(orderers))
+	}
+	return nil, nil
+}

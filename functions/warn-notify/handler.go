@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const consumer = "warn-notify"
+
+// Handler posts last-call warnings.
+type Handler struct {
+	store *store.Store
+	slack *slackapi.Clients
+	now   func() time.Time
+}
+
+// New returns the handler; now is the clock (time.Now in production).
+func New(s *store.Store, c *slackapi.Clients, now func() time.Time) *Handler {
+	return &Handler{store: s, slack: c, now: now}
+}
+
+// Handle posts the warning in the run's thread. The post happens inside the
+// processed-events transaction: a redelivery of a posted warning finds the
+// event processed and posts nothing; a failed post rolls back and is retried
+// by the broker. A warning that is stale by delivery time (the run already
+// closed, or its last call passed) is acknowledged without a post.
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var fact events.RunFact
+	if err := e.DataAs(&fact); err != nil {
+		return nil, function.Permanentf("decode last_call_soon: %w", err)
+	}
+	id, err := uuid.Parse(fact.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", fact.RunID, err)
+	}
+	log := function.Logger(ctx).With("run_id", id)
+	run, err := store.GetRun(ctx, h.store.DB, id)
+	if errors.Is(err, coffee.ErrRunNotFound) {
+		return nil, function.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if run.Status != coffee.StatusActive || !h.now().Before(run.LastCallAt) {
+		log.Info("warning is stale, not posted", "status", run.Status, "last_call_at", run.LastCallAt)
+		return nil, nil
+	}
+	if run.SlackMessageTS == "" {
+		// run-announce has not posted the run message yet: no thread to
+		// reply in. Retrying waits for it.
+		return nil, fmt.Errorf("run %s is not announced yet", id)
+	}
+	var ts string
+	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
+		cli, err := h.slack.Get()
+		if err != nil {
+			return err
+		}
+		n := blocks.LastCallWarning(run)
+		_, ts, err = cli.PostMessageContext(ctx, run.ChannelID, append(n.Options(), slack.MsgOptionTS(run.SlackMessageTS))...)
+		if err != nil {
+			return fmt.Errorf("chat.postMessage: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if dup {
+		log.Info("duplicate delivery ignored")
+		return nil, nil
+	}
+	log.Info("last call warning posted", "ts", ts, "last_call_at", run.LastCallAt)
+	return nil, nil
+}

@@ -1,0 +1,109 @@
+package blocks
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/slack-go/slack"
+)
+
+// Notice is a message to post: Text is the notification fallback, Blocks
+// what Slack shows.
+type Notice struct {
+	Text   string       `json:"text"`
+	Blocks slack.Blocks `json:"blocks"`
+}
+
+// Options returns the chat.postMessage options that send n.
+func (n Notice) Options() []slack.MsgOption {
+	return []slack.MsgOption{slack.MsgOptionText(n.Text, false), slack.MsgOptionBlocks(n.Blocks.BlockSet...)}
+}
+
+// LastCallWarning is the thread reply shortly before a run's last call. The
+// time is Slack date formatting, so each reader sees it in their own zone.
+func LastCallWarning(run coffee.Run) Notice {
+	text := fmt.Sprintf(":alarm_clock: Last call %s! Get your orders in.", Date(run.LastCallAt, "{time}"))
+	return Notice{Text: text, Blocks: slack.Blocks{BlockSet: []slack.Block{
+		slack.NewSectionBlock(mrkdwn(text), nil, nil),
+	}}}
+}
+
+// MaxReasonShown bounds how much of a cancel reason a notice shows (Slack
+// rejects oversized blocks); the database keeps it all.
+const MaxReasonShown = 500
+
+// CancelNotice is the thread reply telling every orderer that canceller
+// cancelled the run. The reason is untrusted: in the blocks it is a plain
+// rich-text element, shown exactly as typed (`*bold*` stays literal,
+// `<!channel>` pings nobody); in the fallback text it is escaped.
+func CancelNotice(canceller, reason string, orderers []string) Notice {
+	reason = clipRunes(strings.TrimSpace(reason), MaxReasonShown)
+	var text strings.Builder
+	fmt.Fprintf(&text, ":x: <@%s> cancelled this coffee run", canceller)
+	els := []slack.RichTextSectionElement{
+		slack.NewRichTextSectionEmojiElement("x", 0, nil),
+		slack.NewRichTextSectionTextElement(" ", nil),
+		slack.NewRichTextSectionUserElement(canceller, nil),
+	}
+	if reason == "" {
+		text.WriteString(".")
+		els = append(els, slack.NewRichTextSectionTextElement(" cancelled this coffee run.", nil))
+	} else {
+		fmt.Fprintf(&text, " (reason: %s).", Escape(reason))
+		els = append(els,
+			slack.NewRichTextSectionTextElement(" cancelled this coffee run (reason: ", nil),
+			slack.NewRichTextSectionTextElement(reason, nil),
+			slack.NewRichTextSectionTextElement(").", nil))
+	}
+	if len(orderers) > 0 {
+		for _, u := range orderers {
+			fmt.Fprintf(&text, " <@%s>", u)
+			els = append(els, slack.NewRichTextSectionTextElement(" ", nil), slack.NewRichTextSectionUserElement(u, nil))
+		}
+		text.WriteString(" your orders are off.")
+		els = append(els, slack.NewRichTextSectionTextElement(" your orders are off.", nil))
+	}
+	return Notice{Text: text.String(), Blocks: slack.Blocks{BlockSet: []slack.Block{
+		slack.NewRichTextBlock("run_cancelled", slack.NewRichTextSection(els...)),
+	}}}
+}
+
+// Answers to /coffee-cancel that cancel nothing, shown to the caller only.
+const (
+	CancelNoRunText     = "There's no coffee run to cancel in this channel."
+	CancelCompletedText = "This coffee run is already complete, so it can't be cancelled."
+)
+
+// CancelRefusal is the ephemeral answer to a /coffee-cancel that was not
+// allowed: err is coffee.ErrRunNotFound, coffee.ErrAlreadyCompleted or
+// coffee.ErrNotAllowed (run says who may cancel). ok is false for any other
+// error.
+func CancelRefusal(err error, run coffee.Run) (e Ephemeral, ok bool) {
+	switch {
+	case err == nil:
+		return Ephemeral{}, false
+	case errors.Is(err, coffee.ErrRunNotFound):
+		return EphemeralText(CancelNoRunText), true
+	case errors.Is(err, coffee.ErrAlreadyCompleted):
+		return EphemeralText(CancelCompletedText), true
+	case errors.Is(err, coffee.ErrNotAllowed):
+		if run.RunnerUserID == "" || run.RunnerUserID == run.InitiatorUserID {
+			return EphemeralText(fmt.Sprintf("Only <@%s> (who started it) can cancel this run.", run.InitiatorUserID)), true
+		}
+		return EphemeralText(fmt.Sprintf("Only <@%s> (who started it) or <@%s> (the runner) can cancel this run.",
+			run.InitiatorUserID, run.RunnerUserID)), true
+	}
+	return Ephemeral{}, false
+}
+
+// clipRunes shortens s to at most n runes, marking the cut with an ellipsis.
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
