@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const consumer = "completion-notify"
+
+// Handler tells the channel the coffee is here.
+type Handler struct {
+	store *store.Store
+	slack *slackapi.Clients
+}
+
+// New returns the handler.
+func New(s *store.Store, sl *slackapi.Clients) *Handler { return &Handler{store: s, slack: sl} }
+
+// Handle updates the run message in place (delivered) and posts, once per
+// event, the completion reply in the run's thread, tagging every orderer
+// once and thanking the runner. A failure before the reply is retried
+// whole; the message update is idempotent (rendered from the database).
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var fact events.RunFact
+	if err := e.DataAs(&fact); err != nil {
+		return nil, function.Permanentf("decode run.completed: %w", err)
+	}
+	id, err := uuid.Parse(fact.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", fact.RunID, err)
+	}
+	log := function.Logger(ctx).With("run_id", id)
+	if done, err := store.Processed(ctx, h.store.DB, consumer, e.ID()); err != nil || done {
+		if done {
+			log.Info("duplicate delivery ignored")
+		}
+		return nil, err
+	}
+	run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
+	if errors.Is(err, coffee.ErrRunNotFound) {
+		return nil, function.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if run.SlackMessageTS == "" {
+		return nil, fmt.Errorf("run %s: announcement still pending", id)
+	}
+	if run.Status != coffee.StatusCompleted {
+		// Completion is final and committed before the fact is published.
+		return nil, function.Permanentf("run %s is %s: run.completed out of step with the database", id, run.Status)
+	}
+	orders, err := store.RunOrders(ctx, h.store.DB, id)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := h.slack.Get()
+	if err != nil {
+		return nil, err
+	}
+	opts := append(blocks.CompletionReply(run, orders).Options(), slack.MsgOptionTS(run.SlackMessageTS))
+	if _, _, err := cli.PostMessageContext(ctx, run.ChannelID, opts...); err != nil {
+		return nil, fmt.Errorf("thread reply: %w", err)
+	}
+	if _, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil }); err != nil {
+		return nil, err
+	}
+	log.Info("completion announced", "runner", run.RunnerUserID, "orders", len(orders))
+	return nil, nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/audit"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const (
+	consumer = "run-volunteer"
+	source   = "/coffeebuddy/run-volunteer"
+)
+
+// Publisher publishes committed outbox rows.
+type Publisher interface {
+	Publish(ctx context.Context, ids ...int64) error
+}
+
+// Handler records volunteers.
+type Handler struct {
+	store  *store.Store
+	outbox Publisher
+	slack  *slackapi.Clients
+}
+
+// New returns the handler.
+func New(s *store.Store, p Publisher, sl *slackapi.Clients) *Handler {
+	return &Handler{store: s, outbox: p, slack: sl}
+}
+
+// outcome is what the transaction found.
+type outcome struct {
+	run      coffee.Run
+	set      bool // the clicker is now the volunteer
+	closed   bool // the run no longer takes volunteers
+	outboxID int64
+}
+
+// Handle makes the clicker the run's volunteer, with its audit row and the
+// volunteer_set outbox event in the same transaction, then publishes it
+// (volunteer-notify updates the run message and the thread). A second
+// volunteer, or a click on a closed run, gets an ephemeral note instead.
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var act events.RunAction
+	if err := e.DataAs(&act); err != nil {
+		return nil, function.Permanentf("decode volunteer request: %w", err)
+	}
+	id, err := uuid.Parse(act.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", act.RunID, err)
+	}
+	if act.UserID == "" || act.ChannelID == "" {
+		return nil, function.Permanentf("volunteer request lacks user or channel")
+	}
+	log := function.Logger(ctx).With("run_id", id, "user", act.UserID)
+	var out outcome
+	dup, err := h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
+		run, changed, err := store.SetVolunteer(ctx, tx, id, act.UserID)
+		out = outcome{run: run}
+		if errors.Is(err, coffee.ErrNotActive) {
+			out.closed = true
+			return nil
+		}
+		if err != nil || !changed {
+			return err
+		}
+		out.set = true
+		if act.TeamID != "" && act.UserName != "" {
+			if err := store.UpsertUser(ctx, tx, act.TeamID, act.UserID, act.UserName); err != nil {
+				return err
+			}
+		}
+		if err := audit.Record(ctx, tx, audit.Entry{
+			EventType: audit.VolunteerSet, ActorUserID: act.UserID, TeamID: run.TeamID, ChannelID: run.ChannelID,
+			RunID: run.ID, CEID: e.ID(),
+		}); err != nil {
+			return err
+		}
+		out.outboxID, err = outbox.Enqueue(ctx, tx, outbox.Message{
+			Type: events.TypeVolunteerSet, Source: source, Subject: run.ID.String(), Key: run.ID.String(),
+			Data: events.RunFact{RunID: run.ID.String(), UserID: act.UserID},
+		})
+		return err
+	})
+	switch {
+	case errors.Is(err, coffee.ErrRunNotFound):
+		return nil, function.Permanent(err)
+	case err != nil:
+		return nil, fmt.Errorf("set volunteer: %w", err)
+	case dup:
+		log.Info("duplicate delivery ignored")
+		return nil, nil
+	case out.set:
+		log.Info("volunteer set")
+		if err := h.outbox.Publish(ctx, out.outboxID); err != nil {
+			log.Warn("outbox publish deferred to the sweep", "err", err)
+		}
+		return nil, nil
+	}
+	// Committed as processed: a failed ephemeral is logged, not retried
+	// (the retry would be a duplicate).
+	text := alreadyTaken(out.run, act.UserID)
+	if out.closed {
+		text = notOpen(out.run)
+	}
+	log.Info("volunteer not set", "status", out.run.Status, "volunteer", out.run.VolunteerUserID)
+	if err := h.ephemeral(ctx, act, text); err != nil {
+		log.Warn("could not tell the clicker", "err", err)
+	}
+	return nil, nil
+}
+
+func alreadyTaken(run coffee.Run, user string) string {
+	if run.VolunteerUserID == user {
+		return "You already volunteered — thanks!"
+	}
+	return fmt.Sprintf("<@%s> already volunteered — thanks!", run.VolunteerUserID)
+}
+
+func notOpen(run coffee.Run) string {
+	if run.Status == coffee.StatusCancelled {
+		return "This run was cancelled."
+	}
+	return "This run has already closed, so it no longer takes volunteers."
+}
+
+func (h *Handler) ephemeral(ctx context.Context, act events.RunAction, text string) error {
+	cli, err := h.slack.Get()
+	if err != nil {
+		return err
+	}
+	if _, err := cli.PostEphemeralContext(ctx, act.ChannelID, act.UserID, slack.MsgOptionText(text, false)); err != nil {
+		return fmt.Errorf("chat.postEphemeral: %w", err)
+	}
+	return nil
+}

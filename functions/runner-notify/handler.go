@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/audit"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const (
+	consumer = "runner-notify"
+	// threadStep records (keyed by run id: a run closes once) that the
+	// thread reply was posted, so a retry after a failed DM does not post
+	// it again.
+	threadStep = consumer + "/thread"
+)
+
+// Handler tells the channel and the runner about an assignment.
+type Handler struct {
+	store *store.Store
+	slack *slackapi.Clients
+	now   func() time.Time
+}
+
+// New returns the handler.
+func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
+	return &Handler{store: s, slack: sl, now: now}
+}
+
+// Handle runs three steps, each safe to repeat, so a retry after any
+// failure finishes the job without doubling a message:
+//
+//  1. the run message is re-rendered in place (idempotent);
+//  2. the thread reply (who goes and why, or that nobody ordered) is
+//     posted unless it was already (threadStep, once per run);
+//  3. the runner is DMed unless reminder_sent_at says a DM went out; after
+//     Slack accepted it, reminder_sent_at and the runner_dmed audit row are
+//     written in the transaction that marks the event processed.
+//
+// A crash between Slack accepting the DM and that commit is the one case
+// that sends it twice: the DB cannot know about a DM before Slack took it.
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var rc events.RunClosed
+	if err := e.DataAs(&rc); err != nil {
+		return nil, function.Permanentf("decode run.closed: %w", err)
+	}
+	id, err := uuid.Parse(rc.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", rc.RunID, err)
+	}
+	log := function.Logger(ctx).With("run_id", id)
+	if done, err := store.Processed(ctx, h.store.DB, consumer, e.ID()); err != nil || done {
+		if done {
+			log.Info("duplicate delivery ignored")
+		}
+		return nil, err
+	}
+	run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
+	if errors.Is(err, coffee.ErrRunNotFound) {
+		return nil, function.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if run.SlackMessageTS == "" {
+		return nil, fmt.Errorf("run %s: announcement still pending", id)
+	}
+	if run.Status == coffee.StatusActive {
+		return nil, function.Permanentf("run %s is still active: run.closed out of step with the database", id)
+	}
+	if err := h.threadReply(ctx, run, rc.ClosedBy); err != nil {
+		return nil, err
+	}
+	var dmChannel string
+	if run.RunnerUserID != "" && run.Status == coffee.StatusClosed && run.ReminderSentAt.IsZero() {
+		orders, err := store.RunOrders(ctx, h.store.DB, id)
+		if err != nil {
+			return nil, err
+		}
+		if dmChannel, err = h.dm(ctx, run.RunnerUserID, blocks.RunnerDM(run, orders)); err != nil {
+			return nil, err
+		}
+	}
+	_, err = h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
+		if dmChannel == "" {
+			return nil
+		}
+		if err := store.MarkRunnerDMed(ctx, tx, id, h.now()); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Entry{
+			EventType: audit.RunnerDMed, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: id, CEID: e.ID(),
+			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel},
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case dmChannel != "":
+		log.Info("runner notified", "runner", run.RunnerUserID)
+	case run.RunnerUserID == "":
+		log.Info("run closed without a runner: no DM")
+	default:
+		log.Info("runner not DMed", "status", run.Status, "reminder_sent_at", run.ReminderSentAt)
+	}
+	return nil, nil
+}
+
+// threadReply posts who goes and why, once per run. A cancelled run gets
+// none: cancel-notify has told the thread.
+func (h *Handler) threadReply(ctx context.Context, run coffee.Run, closedBy string) error {
+	if run.Status == coffee.StatusCancelled {
+		return nil
+	}
+	done, err := store.Processed(ctx, h.store.DB, threadStep, run.ID.String())
+	if err != nil || done {
+		return err
+	}
+	cli, err := h.slack.Get()
+	if err != nil {
+		return err
+	}
+	opts := append(blocks.AssignmentReply(run, closedBy).Options(), slack.MsgOptionTS(run.SlackMessageTS))
+	if _, _, err := cli.PostMessageContext(ctx, run.ChannelID, opts...); err != nil {
+		return fmt.Errorf("thread reply: %w", err)
+	}
+	_, err = h.store.Once(ctx, threadStep, run.ID.String(), func(pgx.Tx) error { return nil })
+	return err
+}
+
+// dm opens the DM with user and posts msg; it returns the DM channel.
+func (h *Handler) dm(ctx context.Context, user string, msg blocks.RunnerReply) (string, error) {
+	cli, err := h.slack.Get()
+	if err != nil {
+		return "", err
+	}
+	ch, _, _, err := cli.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+	if err != nil {
+		return "", fmt.Errorf("conversations.open: %w", err)
+	}
+	if _, _, err := cli.PostMessageContext(ctx, ch.ID, msg.Options()...); err != nil {
+		return "", fmt.Errorf("runner DM: %w", err)
+	}
+	return ch.ID, nil
+}

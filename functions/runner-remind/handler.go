@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/audit"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const consumer = "runner-remind"
+
+// Handler reminds runners.
+type Handler struct {
+	store *store.Store
+	slack *slackapi.Clients
+	now   func() time.Time
+}
+
+// New returns the handler.
+func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
+	return &Handler{store: s, slack: sl, now: now}
+}
+
+// Handle DMs the runner the order summary again with the *Mark complete*
+// button, if the run is still closed (not completed or cancelled by now).
+// After Slack accepted the DM, reminder_sent_at (which run-tick's next
+// reminder counts from) and the runner_reminded audit row are written in
+// the transaction that marks the event processed; a redelivery of a
+// handled event sends nothing.
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var fact events.RunFact
+	if err := e.DataAs(&fact); err != nil {
+		return nil, function.Permanentf("decode reminder_due: %w", err)
+	}
+	id, err := uuid.Parse(fact.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", fact.RunID, err)
+	}
+	log := function.Logger(ctx).With("run_id", id)
+	if done, err := store.Processed(ctx, h.store.DB, consumer, e.ID()); err != nil || done {
+		if done {
+			log.Info("duplicate delivery ignored")
+		}
+		return nil, err
+	}
+	run, err := store.GetRun(ctx, h.store.DB, id)
+	if errors.Is(err, coffee.ErrRunNotFound) {
+		return nil, function.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var dmChannel string
+	if run.Status == coffee.StatusClosed && run.RunnerUserID != "" {
+		orders, err := store.RunOrders(ctx, h.store.DB, id)
+		if err != nil {
+			return nil, err
+		}
+		if dmChannel, err = h.dm(ctx, run.RunnerUserID, blocks.RunnerReminder(run, orders)); err != nil {
+			return nil, err
+		}
+	}
+	_, err = h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
+		if dmChannel == "" {
+			return nil
+		}
+		if err := store.MarkRunnerDMed(ctx, tx, id, h.now()); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Entry{
+			EventType: audit.RunnerReminded, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: id, CEID: e.ID(),
+			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel, "reminder": run.ReminderCount},
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if dmChannel == "" {
+		log.Info("no reminder: run is done", "status", run.Status)
+	} else {
+		log.Info("runner reminded", "runner", run.RunnerUserID, "reminder", run.ReminderCount)
+	}
+	return nil, nil
+}
+
+// dm opens the DM with user and posts msg; it returns the DM channel.
+func (h *Handler) dm(ctx context.Context, user string, msg blocks.RunnerReply) (string, error) {
+	cli, err := h.slack.Get()
+	if err != nil {
+		return "", err
+	}
+	ch, _, _, err := cli.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+	if err != nil {
+		return "", fmt.Errorf("conversations.open: %w", err)
+	}
+	if _, _, err := cli.PostMessageContext(ctx, ch.ID, msg.Options()...); err != nil {
+		return "", fmt.Errorf("runner reminder DM: %w", err)
+	}
+	return ch.ID, nil
+}

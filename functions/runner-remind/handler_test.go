@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var clock = time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
+
+var dmedAt = clock.Add(-30 * time.Minute)
+
+type rig struct {
+	t     *testing.T
+	db    *pgtest.DB
+	slack *slackstandin.Server
+	h     *Handler
+	run   coffee.Run
+}
+
+// newRig has a run in C1 (initiator U1) closed 40 minutes ago with orders by
+// U2 and U3, U2 the runner, DMed 30 minutes ago and now due a reminder
+// (claimed as run-tick does).
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
+	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	r := &rig{t: t, db: db, slack: sl, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
+	start := clock.Add(-50 * time.Minute)
+	r.tx(func(tx pgx.Tx) error {
+		var err error
+		if r.run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+			LastCallAt: start.Add(10 * time.Minute), CreatedAt: start}); err != nil {
+			return err
+		}
+		for _, o := range []coffee.Order{
+			{UserID: "U2", Drink: "latte", Size: "large", Customizations: "<!channel> oat"},
+			{UserID: "U3", Drink: "espresso", Size: "small"},
+		} {
+			if _, _, err := store.PlaceOrder(ctx, tx, "T1", "C1", o, start); err != nil {
+				return err
+			}
+		}
+		if _, _, err := store.CloseRun(ctx, tx, r.run.ID, start.Add(10*time.Minute)); err != nil {
+			return err
+		}
+		if err := store.MarkRunnerDMed(ctx, tx, r.run.ID, dmedAt); err != nil {
+			return err
+		}
+		due, err := store.ClaimReminders(ctx, tx, clock, 20*time.Minute, 3)
+		if len(due) != 1 {
+			t.Fatalf("%d runs due a reminder, want 1", len(due))
+		}
+		return err
+	})
+	return r
+}
+
+func (r *rig) tx(fn func(tx pgx.Tx) error) {
+	r.t.Helper()
+	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) due(id string) event.Event {
+	e := event.New()
+	e.SetID(id)
+	e.SetType(events.TypeReminderDue)
+	e.SetSource("/coffeebuddy/run-tick")
+	_ = e.SetData(event.ApplicationJSON, events.RunFact{RunID: r.run.ID.String()})
+	return e
+}
+
+func (r *rig) handle(e event.Event) {
+	r.t.Helper()
+	if _, err := r.h.Handle(context.Background(), e); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) current() coffee.Run {
+	r.t.Helper()
+	run, err := store.GetRun(context.Background(), r.db.Pool, r.run.ID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return run
+}
+
+func (r *rig) count(sql string, args ...any) int {
+	r.t.Helper()
+	var n int
+	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		r.t.Fatal(err)
+	}
+	return n
+}
+
+func sameJSON(t *testing.T, got json.RawMessage, want any) bool {
+	t.Helper()
+	w, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	if err := json.Unmarshal(got, &a); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal(w, &b)
+	return reflect.DeepEqual(a, b)
+}
+
+func TestRemindsTheRunnerOnce(t *testing.T) {
+	r := newRig(t)
+	r.handle(r.due("ce-1"))
+	r.handle(r.due("ce-1")) // redelivery
+	dms := r.slack.Messages(r.slack.DMChannel("U2"))
+	if len(dms) != 1 {
+		t.Fatalf("%d reminder DMs, want 1", len(dms))
+	}
+	run := r.current()
+	orders, err := store.RunOrders(context.Background(), r.db.Pool, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := blocks.RunnerReminder(run, orders)
+	if dms[0].Text != want.Text || !sameJSON(t, dms[0].Blocks, want.Blocks) {
+		t.Fatalf("reminder DM = %q %s", dms[0].Text, dms[0].Blocks)
+	}
+	if !run.ReminderSentAt.Equal(clock) || run.ReminderCount != 1 {
+		t.Fatalf("reminder_sent_at %v count %d, want %v 1", run.ReminderSentAt, run.ReminderCount, clock)
+	}
+	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_reminded' AND run_id = $1
+		AND ce_id = 'ce-1' AND details->>'runner' = 'U2'`, run.ID); n != 1 {
+		t.Fatalf("%d runner_reminded audit rows, want 1", n)
+	}
+}
+
+func TestNoReminderOnceTheRunIsDone(t *testing.T) {
+	for name, finish := range map[string]func(tx pgx.Tx, id uuid.UUID) error{
+		"completed": func(tx pgx.Tx, id uuid.UUID) error {
+			_, err := store.CompleteRun(context.Background(), tx, id, "U2", clock.Add(-time.Minute))
+			return err
+		},
+		"cancelled": func(tx pgx.Tx, _ uuid.UUID) error {
+			_, err := store.CancelRun(context.Background(), tx, "T1", "C1", "U1", "", clock.Add(-time.Minute))
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t)
+			r.tx(func(tx pgx.Tx) error { return finish(tx, r.run.ID) })
+			r.handle(r.due("ce-1"))
+			if n := len(r.slack.Calls("conversations.open")) + len(r.slack.Calls("chat.postMessage")); n != 0 {
+				t.Fatalf("%d Slack calls for a %s run", n, name)
+			}
+			if run := r.current(); !run.ReminderSentAt.Equal(dmedAt) {
+				t.Fatalf("reminder_sent_at moved to %v", run.ReminderSentAt)
+			}
+			if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_reminded'`); n != 0 {
+				t.Fatalf("%d runner_reminded rows", n)
+			}
+			if n := r.count(`SELECT count(*) FROM processed_events WHERE consumer = 'runner-remind'`); n != 1 {
+				t.Fatalf("event not acknowledged as processed")
+			}
+		})
+	}
+}
+
+func TestSlackFailureIsRetried(t *testing.T) {
+	r := newRig(t)
+	r.slack.SetFault("conversations.open", slackstandin.FailN(1, 429, time.Second))
+	if _, err := r.h.Handle(context.Background(), r.due("ce-1")); err == nil || function.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want a retryable error", err)
+	}
+	if run := r.current(); !run.ReminderSentAt.Equal(dmedAt) {
+		t.Fatal("reminder_sent_at moved without a DM")
+	}
+	r.handle(r.due("ce-1"))
+	if n := len(r.slack.Messages(r.slack.DMChannel("U2"))); n != 1 {
+		t.Fatalf("%d DMs, want 1", n)
+	}
+}
+
+func TestBadEventsArePermanent(t *testing.T) {
+	r := newRig(t)
+	notJSON := r.due("ce-x")
+	_ = notJSON.SetData(event.ApplicationJSON, []byte("{nope"))
+	badID := r.due("ce-y")
+	_ = badID.SetData(event.ApplicationJSON, events.RunFact{RunID: "nope"})
+	unknown := r.due("ce-z")
+	_ = unknown.SetData(event.ApplicationJSON, events.RunFact{RunID: uuid.NewString()})
+	for name, e := range map[string]event.Event{"undecodable": notJSON, "bad run id": badID, "unknown run": unknown} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := r.h.Handle(context.Background(), e); !function.IsPermanent(err) {
+				t.Fatalf("Handle = %v, want permanent", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+)
+
+const consumer = "volunteer-notify"
+
+// Handler tells the channel about a volunteer.
+type Handler struct {
+	store *store.Store
+	slack *slackapi.Clients
+}
+
+// New returns the handler.
+func New(s *store.Store, sl *slackapi.Clients) *Handler { return &Handler{store: s, slack: sl} }
+
+// Handle updates the run message in place (it now shows the volunteer) and
+// replies in the run's thread, once per event: a redelivery of a handled
+// event posts nothing. A failure before the reply is retried whole; the
+// message update is idempotent (rendered from the database).
+func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var fact events.RunFact
+	if err := e.DataAs(&fact); err != nil {
+		return nil, function.Permanentf("decode volunteer_set: %w", err)
+	}
+	id, err := uuid.Parse(fact.RunID)
+	if err != nil {
+		return nil, function.Permanentf("run id %q: %w", fact.RunID, err)
+	}
+	log := function.Logger(ctx).With("run_id", id)
+	if done, err := store.Processed(ctx, h.store.DB, consumer, e.ID()); err != nil || done {
+		if done {
+			log.Info("duplicate delivery ignored")
+		}
+		return nil, err
+	}
+	run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
+	if errors.Is(err, coffee.ErrRunNotFound) {
+		return nil, function.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if run.SlackMessageTS == "" {
+		return nil, fmt.Errorf("run %s: announcement still pending", id)
+	}
+	volunteer := fact.UserID
+	if volunteer == "" {
+		volunteer = run.VolunteerUserID
+	}
+	switch {
+	case volunteer == "":
+		log.Warn("volunteer_set without a volunteer")
+	case run.Status == coffee.StatusCancelled:
+		// cancel-notify has told the thread; a late "I'll go" would confuse.
+		log.Info("run cancelled: no volunteer reply")
+	default:
+		if err := h.reply(ctx, run, blocks.VolunteerReply(volunteer)); err != nil {
+			return nil, err
+		}
+		log.Info("volunteer announced", "volunteer", volunteer)
+	}
+	_, err = h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil })
+	return nil, err
+}
+
+func (h *Handler) reply(ctx context.Context, run coffee.Run, msg blocks.RunnerReply) error {
+	cli, err := h.slack.Get()
+	if err != nil {
+		return err
+	}
+	opts := append(msg.Options(), slack.MsgOptionTS(run.SlackMessageTS))
+	if _, _, err := cli.PostMessageContext(ctx, run.ChannelID, opts...); err != nil {
+		return fmt.Errorf("thread reply: %w", err)
+	}
+	return nil
+}
