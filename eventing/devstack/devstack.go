@@ -54,7 +54,7 @@ type Options struct {
 
 // passThrough are the contract variables a function reads itself.
 var passThrough = []string{
-	"LOG_LEVEL", "COFFEE_LAST_CALL", "DATABASE_MAX_CONNS", "SHUTDOWN_TIMEOUT",
+	"LOG_LEVEL", "COFFEE_LAST_CALL", "COFFEE_WARN_BEFORE", "COFFEE_REMIND_AFTER", "DATABASE_MAX_CONNS", "SHUTDOWN_TIMEOUT",
 	"SLACK_API_URL", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_FILE", "SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET_FILE",
 }
 

@@ -51,7 +51,7 @@ func startStack(t *testing.T, extraEnv map[string]string) *devstack.Stack {
 	}
 	t.Cleanup(func() {
 		if t.Failed() { // before Close, which removes the log folder
-			for _, n := range []string{"slack-ingress", "run-start", "run-announce"} {
+			for n := range s.Functions {
 				b, _ := os.ReadFile(s.LogDir + "/" + n + ".log")
 				t.Logf("--- %s.log ---\n%s", n, b)
 			}

@@ -258,3 +258,62 @@ func TestJourneyCancel(t *testing.T) {
 		t.Fatalf("run %s reason %q", status, reason)
 	}
 }
+
+// TestJourneyMyUsualAndReminder: My usual re-orders the favourite in one
+// click (and says so when there is none); a runner who does nothing gets a
+// reminder DM after COFFEE_REMIND_AFTER, driven by the tick.
+func TestJourneyMyUsualAndReminder(t *testing.T) {
+	s := startStack(t, map[string]string{"COFFEE_REMIND_AFTER": "1s"})
+	ctx := context.Background()
+	p := devstack.NewPlayer(s, "C0USUAL")
+	db := openDB(t, s.DatabaseURL)
+
+	// Run 1: bob orders twice the same thing, so it becomes his usual.
+	_, err := p.Command(ctx, alice, "/coffee", "")
+	must(t, err)
+	msg, runID, err := p.RunMessage(ctx)
+	must(t, err)
+	must(t, p.Click(ctx, carol, msg, blocks.ActionMyUsual))
+	_, err = p.WaitEphemeral(ctx, carol, "don't have a usual yet")
+	must(t, err)
+	_, err = p.Order(ctx, bob, "cappuccino", "large", "no foam")
+	must(t, err)
+	_, err = p.WaitRunMessage(ctx, "Orders (1)")
+	must(t, err)
+	must(t, p.Click(ctx, alice, msg, blocks.ActionCloseNow))
+	_, err = p.WaitDM(ctx, bob, blocks.ActionComplete)
+	must(t, err)
+
+	// The tick reminds the runner once the reminder time has passed.
+	_, err = db.Exec(ctx, `UPDATE coffee_runs SET reminder_sent_at = now() - interval '1 minute' WHERE id = $1`, runID)
+	must(t, err)
+	must(t, s.Eventing().FirePing(ctx, "run-tick"))
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, db, `SELECT count(*) FROM audit_logs WHERE run_id = $1 AND event_type = 'runner_reminded'`, runID) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no reminder DM recorded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(p.Slack.Messages(p.Slack.DMChannel(bob.ID))); n != 2 {
+		t.Fatalf("bob has %d DMs, want the assignment and one reminder", n)
+	}
+
+	// Run 2: My usual places bob's favourite in one click, customization included.
+	_, err = p.Command(ctx, alice, "/coffee", "")
+	must(t, err)
+	var msg2 = msg
+	for deadline := time.Now().Add(20 * time.Second); msg2.TS == msg.TS; {
+		if time.Now().After(deadline) {
+			t.Fatal("second run message never posted")
+		}
+		msg2, _, err = p.RunMessage(ctx)
+		must(t, err)
+		time.Sleep(25 * time.Millisecond)
+	}
+	must(t, p.Click(ctx, bob, msg2, blocks.ActionMyUsual))
+	_, err = p.WaitEphemeral(ctx, bob, "Your usual is in")
+	must(t, err)
+	_, err = p.WaitRunMessage(ctx, "Large Cappuccino (no foam)")
+	must(t, err)
+}

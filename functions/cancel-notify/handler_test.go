@@ -80,7 +80,7 @@ func (r *rig) announce() string {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	_, ts, err := cli.PostMessage("C1", slack.MsgOptionText(blocks.RunMessageText(run), false), slack.MsgOptionBlocks(blocks.RunMessage(run, nil)...))
+	_, ts, err := cli.PostMessage("C1", slack.MsgOptionText(blocks.RunMessageText(run, 0), false), slack.MsgOptionBlocks(blocks.RunMessage(run, nil)...))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func (r *rig) announce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ts, err := cli.PostMessageContext(ctx, "C1", slack.MsgOptionText(blocks.RunMessageText(run), false),
+	_, ts, err := cli.PostMessageContext(ctx, "C1", slack.MsgOptionText(blocks.RunMessageText(run, 0), false),
 		slack.MsgOptionBlocks(blocks.RunMessage(run, nil)...))
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	ts, err := h.slack.Post(ctx, run.ChannelID, blocks.RunMessageText(run), blocks.RunMessage(run, orders))
+	ts, err := h.slack.Post(ctx, run.ChannelID, blocks.RunMessageText(run, len(orders)), blocks.RunMessage(run, orders))
 	if err != nil {
 		return nil, fmt.Errorf("post run message: %w", err)
 	}

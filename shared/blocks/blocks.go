@@ -133,9 +133,10 @@ func TotalsLine(orders []coffee.Order) string {
 	return "*Totals:* " + strings.Join(parts, ", ")
 }
 
-// RunMessageText is the notification fallback for RunMessage.
-func RunMessageText(run coffee.Run) string {
-	return fmt.Sprintf("Coffee run started by <@%s>, last call %s", run.InitiatorUserID, Date(run.LastCallAt, "{time}"))
+// RunMessageText is the notification and screen-reader fallback for
+// RunMessage: the headline and how many orders there are.
+func RunMessageText(run coffee.Run, orders int) string {
+	return fmt.Sprintf("%s %s.", runHeadline(run), plural(orders, "order"))
 }
 
 // OrderMetadata travels in the modal's private_metadata so the submission

@@ -36,7 +36,7 @@ func Refresh(ctx context.Context, q store.Querier, clients *slackapi.Clients, id
 		return run, err
 	}
 	_, _, _, err = cli.UpdateMessageContext(ctx, run.ChannelID, run.SlackMessageTS,
-		slack.MsgOptionText(blocks.RunMessageText(run), false),
+		slack.MsgOptionText(blocks.RunMessageText(run, len(orders)), false),
 		slack.MsgOptionBlocks(blocks.RunMessage(run, orders)...))
 	if err != nil {
 		return run, fmt.Errorf("runmsg: chat.update: %w", err)

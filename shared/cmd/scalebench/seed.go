@@ -243,19 +243,26 @@ func seed(ctx context.Context, dbURL string, c config) (st seedStats, err error)
 
 	// Drop the plan, then vacuum and analyze: production tables are
 	// autovacuumed, and letting autovacuum wake up on 1M fresh rows during
-	// the measurement would only add noise.
-	for _, s := range []string{"DROP TABLE scalebench_runs", "VACUUM (ANALYZE)"} {
+	// the measurement would only add noise. VACUUM marks a page all-visible
+	// only once its tuples' commit hint bits are set, and those wait for the
+	// commit record to be flushed: with asynchronous commit, flush first
+	// (a synchronous commit of a transaction with an xid flushes all WAL
+	// before it).
+	for _, s := range []string{"DROP TABLE scalebench_runs", "SET synchronous_commit = on", "SELECT txid_current()", "VACUUM (ANALYZE)"} {
 		t := time.Now()
 		if _, err := conn.Exec(ctx, s); err != nil {
 			return st, fmt.Errorf("seed: %s: %w", s, err)
 		}
+		if !strings.HasPrefix(s, "DROP") && !strings.HasPrefix(s, "VACUUM") {
+			continue
+		}
 		st.Steps = append(st.Steps, seedStep{s, time.Since(t), -1})
 		c.logf("seed: %s in %v", s, time.Since(t).Round(time.Millisecond))
 	}
-	// VACUUM cannot mark pages all-visible while an older snapshot is open
-	// (an autovacuum ANALYZE that woke up on the fresh rows), and then
-	// index-only scans turn into heap fetches: vacuum again until the big
-	// tables are all-visible, so every run starts from the same state.
+	// Should a page still not be all-visible (an older snapshot was open, an
+	// autovacuum ANALYZE that woke up on the fresh rows), index-only scans
+	// would turn into heap fetches: vacuum again until the tables are, so
+	// every run starts from the same state.
 	t = time.Now()
 	for try := 0; ; try++ {
 		if err := conn.QueryRow(ctx, `SELECT sum(relallvisible)::float8 / greatest(sum(relpages), 1) FROM pg_class
