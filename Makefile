@@ -26,17 +26,19 @@ build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
 test: ensure-postgres build ## go vet + tests of every module against real PostgreSQL and Kafka
-	@set -e; for m in $(MODULES); do \
+	@failed=""; for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...); \
-	done
-	@bash .ci/test-new-function
+		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
+	done; \
+	bash .ci/test-new-function || failed="$$failed new-function"; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 vet: ## go vet every module
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...); done
 
 bench: ensure-postgres build ## Benchmarks and load drivers (see docs/benchmarks.md)
 	bash functions/slack-ingress/bench/run.sh
+	cd shared && go run ./cmd/scalebench -o ../.tmp/bench/scalebench.md
 
 migrate-up: ## Apply all migrations to DATABASE_URL
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 1; }

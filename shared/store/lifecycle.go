@@ -189,13 +189,18 @@ func History(ctx context.Context, q Querier, teamID, channelID string, page, pag
 		teamID, channelID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("store: history: %w", err)
 	}
+	// Page first, then join and count for the page's rows only: with OFFSET,
+	// per-row work before the LIMIT would be done for every skipped run.
 	rows, err := q.Query(ctx, `
 		SELECT r.id, r.created_at, r.status, coalesce(r.runner_user_id, '') AS runner_id,
 			coalesce(nullif(u.display_name, ''), r.runner_user_id, '') AS runner_name,
 			(SELECT count(*) FROM orders o WHERE o.run_id = r.id)::int AS orders
-		FROM coffee_runs r LEFT JOIN users u ON u.user_id = r.runner_user_id
-		WHERE r.team_id = $1 AND r.channel_id = $2
-		ORDER BY r.created_at DESC, r.id LIMIT $3 OFFSET $4`,
+		FROM (
+			SELECT id, created_at, status, runner_user_id FROM coffee_runs
+			WHERE team_id = $1 AND channel_id = $2
+			ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
+		) r LEFT JOIN users u ON u.user_id = r.runner_user_id
+		ORDER BY r.created_at DESC, r.id`,
 		teamID, channelID, pageSize, (page-1)*pageSize)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: history: %w", err)

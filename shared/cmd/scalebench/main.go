@@ -12,10 +12,14 @@
 // the store's, not a copy), both as planned for the call's parameters and as
 // the generic plan a cached prepared statement may switch to. It exits 1 if
 // any of those plans has a Seq Scan on coffee_runs, orders or
-// user_preferences.
+// user_preferences, or reads them through an index that does not fit (a
+// full index scan, or a filter that throws most rows away).
 //
-//	cd shared && go run ./cmd/scalebench          # full size (a few minutes)
+//	cd shared && go run ./cmd/scalebench          # full size (about a minute)
 //	cd shared && go run ./cmd/scalebench -quick   # 10x smaller smoke run
+//
+// Flags: -n calls per query, -seed, -o FILE (also write the report there),
+// -keep (with DATABASE_URL: keep the seeded database for psql).
 //
 // Database: DATABASE_URL's server if set (in a new database that is dropped
 // at the end), otherwise an ephemeral cluster (pgcluster) that is stopped
@@ -32,6 +36,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -57,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	iters := fs.Int("n", 0, "measured calls per query (default 3000, -quick 500)")
 	seed := fs.Uint64("seed", 1, "seed of the data and of the parameter choice")
 	keep := fs.Bool("keep", false, "with DATABASE_URL: keep the seeded database (its name is printed) for psql")
+	outFile := fs.String("o", "", "also write the Markdown report to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,9 +83,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	rep.LoadBefore = loadBefore
-	printReport(stdout, cfg, rep)
+	var buf strings.Builder
+	printReport(&buf, cfg, rep)
+	_, _ = io.WriteString(stdout, buf.String())
+	if *outFile != "" {
+		if err := os.MkdirAll(filepath.Dir(*outFile), 0o755); err == nil {
+			err = os.WriteFile(*outFile, []byte(buf.String()), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "scalebench: %v\n", err)
+			return 1
+		}
+	}
 	if len(rep.Violations) > 0 {
-		fmt.Fprintf(stderr, "scalebench: FAIL: %d plan(s) scan a big table sequentially:\n  %s\n",
+		fmt.Fprintf(stderr, "scalebench: FAIL: %d plan problem(s) (Seq Scan on coffee_runs, orders or user_preferences, or an index that does not fit):\n  %s\n",
 			len(rep.Violations), strings.Join(rep.Violations, "\n  "))
 		return 1
 	}
