@@ -51,8 +51,13 @@ func TestJourneyWholeRun(t *testing.T) {
 	hostile := "<!channel> *bold* & <@U0EVE> '; DROP TABLE orders; --"
 	_, err = p.Submit(ctx, alice, "latte", "large", "oat milk")
 	must(t, err)
+	submitted := time.Now()
 	_, err = p.Order(ctx, bob, "mocha", "small", hostile)
 	must(t, err)
+	_, err = p.WaitEphemeral(ctx, bob, "Your order is in")
+	must(t, err)
+	// Reported, not asserted: performance belongs in benchmarks.
+	t.Logf("bob's order confirmation arrived %s after he clicked Add my order", time.Since(submitted).Round(time.Millisecond))
 	_, err = p.Order(ctx, carol, "cappuccino", "medium", "")
 	must(t, err)
 	_, err = p.Order(ctx, carol, "americano", "medium", "")
@@ -316,4 +321,21 @@ func TestJourneyMyUsualAndReminder(t *testing.T) {
 	must(t, err)
 	_, err = p.WaitRunMessage(ctx, "Large Cappuccino (no foam)")
 	must(t, err)
+
+	// The daily purge tick forgets preferences untouched for 90 days, and
+	// only those.
+	_, err = db.Exec(ctx, `INSERT INTO user_preferences (user_id, drink, size, order_count, last_ordered_at)
+		VALUES ('U0GONE', 'mocha', 'small', 4, now() - interval '91 days')`)
+	must(t, err)
+	must(t, s.Eventing().FirePing(ctx, "prefs-purge-tick"))
+	deadline = time.Now().Add(20 * time.Second)
+	for count(t, db, `SELECT count(*) FROM user_preferences WHERE user_id = 'U0GONE'`) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the purge tick left a 91-day-old preference")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := count(t, db, `SELECT count(*) FROM user_preferences WHERE user_id = $1`, bob.ID); n == 0 {
+		t.Fatal("the purge removed a fresh preference")
+	}
 }
