@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
@@ -15,7 +14,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "cancel-notify"
@@ -72,16 +70,8 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		for _, o := range orders {
 			orderers = append(orderers, o.UserID)
 		}
-		cli, err := h.slack.Get()
-		if err != nil {
-			return err
-		}
-		n := blocks.CancelNotice(fact.CancelledBy, fact.Reason, orderers)
-		_, ts, err = cli.PostMessageContext(ctx, run.ChannelID, append(n.Options(), slack.MsgOptionTS(run.SlackMessageTS))...)
-		if err != nil {
-			return fmt.Errorf("chat.postMessage: %w", err)
-		}
-		return nil
+		ts, err = runmsg.Reply(ctx, h.slack, run, blocks.CancelNotice(fact.CancelledBy, fact.Reason, orderers))
+		return err
 	})
 	switch {
 	case err != nil:

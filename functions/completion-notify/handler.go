@@ -15,7 +15,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "completion-notify"
@@ -67,13 +66,8 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	cli, err := h.slack.Get()
-	if err != nil {
+	if _, err := runmsg.Reply(ctx, h.slack, run, blocks.CompletionReply(run, orders)); err != nil {
 		return nil, err
-	}
-	opts := append(blocks.CompletionReply(run, orders).Options(), slack.MsgOptionTS(run.SlackMessageTS))
-	if _, _, err := cli.PostMessageContext(ctx, run.ChannelID, opts...); err != nil {
-		return nil, fmt.Errorf("thread reply: %w", err)
 	}
 	if _, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil }); err != nil {
 		return nil, err

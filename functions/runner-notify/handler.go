@@ -130,20 +130,15 @@ func (h *Handler) threadReply(ctx context.Context, run coffee.Run, closedBy stri
 	if err != nil || done {
 		return err
 	}
-	cli, err := h.slack.Get()
-	if err != nil {
+	if _, err := runmsg.Reply(ctx, h.slack, run, blocks.AssignmentReply(run, closedBy)); err != nil {
 		return err
-	}
-	opts := append(blocks.AssignmentReply(run, closedBy).Options(), slack.MsgOptionTS(run.SlackMessageTS))
-	if _, _, err := cli.PostMessageContext(ctx, run.ChannelID, opts...); err != nil {
-		return fmt.Errorf("thread reply: %w", err)
 	}
 	_, err = h.store.Once(ctx, threadStep, run.ID.String(), func(pgx.Tx) error { return nil })
 	return err
 }
 
 // dm opens the DM with user and posts msg; it returns the DM channel.
-func (h *Handler) dm(ctx context.Context, user string, msg blocks.RunnerReply) (string, error) {
+func (h *Handler) dm(ctx context.Context, user string, msg blocks.Message) (string, error) {
 	cli, err := h.slack.Get()
 	if err != nil {
 		return "", err

@@ -96,7 +96,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 }
 
 // dm opens the DM with user and posts msg; it returns the DM channel.
-func (h *Handler) dm(ctx context.Context, user string, msg blocks.RunnerReply) (string, error) {
+func (h *Handler) dm(ctx context.Context, user string, msg blocks.Message) (string, error) {
 	cli, err := h.slack.Get()
 	if err != nil {
 		return "", err

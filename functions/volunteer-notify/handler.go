@@ -15,7 +15,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "volunteer-notify"
@@ -79,14 +78,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	return nil, err
 }
 
-func (h *Handler) reply(ctx context.Context, run coffee.Run, msg blocks.RunnerReply) error {
-	cli, err := h.slack.Get()
-	if err != nil {
-		return err
-	}
-	opts := append(msg.Options(), slack.MsgOptionTS(run.SlackMessageTS))
-	if _, _, err := cli.PostMessageContext(ctx, run.ChannelID, opts...); err != nil {
-		return fmt.Errorf("thread reply: %w", err)
-	}
-	return nil
+func (h *Handler) reply(ctx context.Context, run coffee.Run, msg blocks.Message) error {
+	_, err := runmsg.Reply(ctx, h.slack, run, msg)
+	return err
 }

@@ -11,11 +11,11 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "warn-notify"
@@ -65,16 +65,9 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	}
 	var ts string
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
-		cli, err := h.slack.Get()
-		if err != nil {
-			return err
-		}
-		n := blocks.LastCallWarning(run)
-		_, ts, err = cli.PostMessageContext(ctx, run.ChannelID, append(n.Options(), slack.MsgOptionTS(run.SlackMessageTS))...)
-		if err != nil {
-			return fmt.Errorf("chat.postMessage: %w", err)
-		}
-		return nil
+		var err error
+		ts, err = runmsg.Reply(ctx, h.slack, run, blocks.LastCallWarning(run))
+		return err
 	})
 	if err != nil {
 		return nil, err

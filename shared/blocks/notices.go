@@ -10,25 +10,13 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// Notice is a message to post: Text is the notification fallback, Blocks
-// what Slack shows.
-type Notice struct {
-	Text   string       `json:"text"`
-	Blocks slack.Blocks `json:"blocks"`
-}
-
-// Options returns the chat.postMessage options that send n.
-func (n Notice) Options() []slack.MsgOption {
-	return []slack.MsgOption{slack.MsgOptionText(n.Text, false), slack.MsgOptionBlocks(n.Blocks.BlockSet...)}
-}
-
 // LastCallWarning is the thread reply shortly before a run's last call. The
 // time is Slack date formatting, so each reader sees it in their own zone.
-func LastCallWarning(run coffee.Run) Notice {
+func LastCallWarning(run coffee.Run) Message {
 	text := fmt.Sprintf(":alarm_clock: Last call %s! Get your orders in.", Date(run.LastCallAt, "{time}"))
-	return Notice{Text: text, Blocks: slack.Blocks{BlockSet: []slack.Block{
+	return Message{Text: text, Blocks: []slack.Block{
 		slack.NewSectionBlock(mrkdwn(text), nil, nil),
-	}}}
+	}}
 }
 
 // MaxReasonShown bounds how much of a cancel reason a notice shows (Slack
@@ -39,7 +27,7 @@ const MaxReasonShown = 500
 // cancelled the run. The reason is untrusted: in the blocks it is a plain
 // rich-text element, shown exactly as typed (`*bold*` stays literal,
 // `<!channel>` pings nobody); in the fallback text it is escaped.
-func CancelNotice(canceller, reason string, orderers []string) Notice {
+func CancelNotice(canceller, reason string, orderers []string) Message {
 	reason = clipRunes(strings.TrimSpace(reason), MaxReasonShown)
 	var text strings.Builder
 	fmt.Fprintf(&text, ":x: <@%s> cancelled this coffee run", canceller)
@@ -66,9 +54,9 @@ func CancelNotice(canceller, reason string, orderers []string) Notice {
 		text.WriteString(" your orders are off.")
 		els = append(els, slack.NewRichTextSectionTextElement(" your orders are off.", nil))
 	}
-	return Notice{Text: text.String(), Blocks: slack.Blocks{BlockSet: []slack.Block{
+	return Message{Text: text.String(), Blocks: []slack.Block{
 		slack.NewRichTextBlock("run_cancelled", slack.NewRichTextSection(els...)),
-	}}}
+	}}
 }
 
 // Answers to /coffee-cancel that cancel nothing, shown to the caller only.

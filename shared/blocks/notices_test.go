@@ -50,7 +50,7 @@ func TestLastCallWarningUsesReadersTimeZone(t *testing.T) {
 	if n.Text != want {
 		t.Fatalf("text %q, want %q", n.Text, want)
 	}
-	if got := n.Blocks.BlockSet[0].(*slack.SectionBlock).Text.Text; got != want {
+	if got := n.Blocks[0].(*slack.SectionBlock).Text.Text; got != want {
 		t.Fatalf("block %q, want %q", got, want)
 	}
 }
@@ -63,7 +63,7 @@ func TestCancelReasonIsLiteral(t *testing.T) {
 		"<https://evil.example|click>", strings.Repeat("☕", 200), "a & b < c > d", "'; DROP TABLE coffee_runs; --"}
 	for _, h := range hostile {
 		n := CancelNotice("U1", h, []string{"U2"})
-		sec := n.Blocks.BlockSet[0].(*slack.RichTextBlock).Elements[0].(*slack.RichTextSection)
+		sec := n.Blocks[0].(*slack.RichTextBlock).Elements[0].(*slack.RichTextSection)
 		var found bool
 		for _, el := range sec.Elements {
 			if te, ok := el.(*slack.RichTextSectionTextElement); ok && te.Text == h {

@@ -9,22 +9,10 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// RunnerReply is a message of the runner steps of a run (thread replies and
-// the runner's DM): the notification text and its Block Kit blocks.
-type RunnerReply struct {
-	Text   string        `json:"text"`
-	Blocks []slack.Block `json:"blocks"`
-}
-
-// Options returns the chat.postMessage options that send r.
-func (r RunnerReply) Options() []slack.MsgOption {
-	return []slack.MsgOption{slack.MsgOptionText(r.Text, false), slack.MsgOptionBlocks(r.Blocks...)}
-}
-
 // oneLine is a reply of one mrkdwn line. Only ids and text we wrote go in
 // it; anything stored goes through Escape.
-func oneLine(blockID, text string) RunnerReply {
-	return RunnerReply{Text: text, Blocks: []slack.Block{
+func oneLine(blockID, text string) Message {
+	return Message{Text: text, Blocks: []slack.Block{
 		slack.NewSectionBlock(mrkdwn(text), nil, nil, slack.SectionBlockOptionBlockID(blockID)),
 	}}
 }
@@ -33,14 +21,14 @@ func oneLine(blockID, text string) RunnerReply {
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]+$`)
 
 // VolunteerReply is the thread reply when someone presses *I'll go*.
-func VolunteerReply(userID string) RunnerReply {
+func VolunteerReply(userID string) Message {
 	return oneLine("volunteer", fmt.Sprintf(":raising_hand: <@%s> volunteered to go!", userID))
 }
 
 // AssignmentReply is the thread reply when a run closes: who goes and why,
 // or, when nobody ordered, a friendly note that the run is over. closedBy
 // is events.RunClosed.ClosedBy ("last_call" or the initiator's id).
-func AssignmentReply(run coffee.Run, closedBy string) RunnerReply {
+func AssignmentReply(run coffee.Run, closedBy string) Message {
 	switch {
 	case run.RunnerUserID == "" && slackUserID.MatchString(closedBy):
 		return oneLine("assignment", fmt.Sprintf(
@@ -56,7 +44,7 @@ func AssignmentReply(run coffee.Run, closedBy string) RunnerReply {
 
 // RunnerDM is the direct message the runner gets when assigned: every
 // order, per-drink totals and the *Mark complete* button.
-func RunnerDM(run coffee.Run, orders []coffee.Order) RunnerReply {
+func RunnerDM(run coffee.Run, orders []coffee.Order) Message {
 	head := fmt.Sprintf(":runner: *You're on coffee duty!* <@%s>'s run in <#%s> closed with %s.",
 		run.InitiatorUserID, run.ChannelID, plural(len(orders), "order"))
 	if run.VolunteerUserID != "" && run.VolunteerUserID == run.RunnerUserID {
@@ -70,14 +58,14 @@ func RunnerDM(run coffee.Run, orders []coffee.Order) RunnerReply {
 
 // RunnerReminder is the DM that follows when the runner has not marked the
 // run complete: the same orders, totals and button.
-func RunnerReminder(run coffee.Run, orders []coffee.Order) RunnerReply {
+func RunnerReminder(run coffee.Run, orders []coffee.Order) Message {
 	head := fmt.Sprintf(":alarm_clock: *Reminder:* <@%s>'s coffee run in <#%s> is not marked complete yet.",
 		run.InitiatorUserID, run.ChannelID)
 	text := fmt.Sprintf("Reminder: the coffee run in <#%s> is not marked complete yet.", run.ChannelID)
 	return runnerDM(run, orders, text, head)
 }
 
-func runnerDM(run coffee.Run, orders []coffee.Order, text, head string) RunnerReply {
+func runnerDM(run coffee.Run, orders []coffee.Order, text, head string) Message {
 	bl := []slack.Block{slack.NewSectionBlock(mrkdwn(head), nil, nil, slack.SectionBlockOptionBlockID("runner_head"))}
 	bl = append(bl, OrderBlocks(orders)...)
 	if t := TotalsLine(orders); t != "" {
@@ -89,13 +77,13 @@ func runnerDM(run coffee.Run, orders []coffee.Order, text, head string) RunnerRe
 		slack.NewContextBlock("runner_context",
 			mrkdwn("Press *Mark complete* once everyone has their coffee: the channel gets told.")),
 	)
-	return RunnerReply{Text: text, Blocks: bl}
+	return Message{Text: text, Blocks: bl}
 }
 
 // CompletionReply is the thread reply when the runner marks the run
 // complete. It tags every orderer exactly once: the runner, who may have
 // ordered too, is tagged in the thanks.
-func CompletionReply(run coffee.Run, orders []coffee.Order) RunnerReply {
+func CompletionReply(run coffee.Run, orders []coffee.Order) Message {
 	seen := map[string]bool{run.RunnerUserID: true}
 	var tags []string
 	for _, o := range orders {

@@ -42,7 +42,7 @@ func TestRunnerRepliesGolden(t *testing.T) {
 // TestRunnerDMHasTheButton pins what run-complete routes on.
 func TestRunnerDMHasTheButton(t *testing.T) {
 	run := closedRun("U0CAROL", "", "0 runs in the last 30 days; team median 2")
-	for _, dm := range []RunnerReply{RunnerDM(run, runnerOrders), RunnerReminder(run, runnerOrders)} {
+	for _, dm := range []Message{RunnerDM(run, runnerOrders), RunnerReminder(run, runnerOrders)} {
 		var btn *slack.ButtonBlockElement
 		for _, b := range dm.Blocks {
 			if a, ok := b.(*slack.ActionBlock); ok {
