@@ -17,7 +17,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const (
@@ -137,18 +136,7 @@ func (h *Handler) threadReply(ctx context.Context, run coffee.Run, closedBy stri
 	return err
 }
 
-// dm opens the DM with user and posts msg; it returns the DM channel.
+// dm DMs user msg and returns the DM channel.
 func (h *Handler) dm(ctx context.Context, user string, msg blocks.Message) (string, error) {
-	cli, err := h.slack.Get()
-	if err != nil {
-		return "", err
-	}
-	ch, _, _, err := cli.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
-	if err != nil {
-		return "", fmt.Errorf("conversations.open: %w", err)
-	}
-	if _, _, err := cli.PostMessageContext(ctx, ch.ID, msg.Options()...); err != nil {
-		return "", fmt.Errorf("runner DM: %w", err)
-	}
-	return ch.ID, nil
+	return h.slack.DM(ctx, user, msg.Options()...)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -16,7 +15,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "runner-remind"
@@ -95,18 +93,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	return nil, nil
 }
 
-// dm opens the DM with user and posts msg; it returns the DM channel.
+// dm DMs user msg and returns the DM channel.
 func (h *Handler) dm(ctx context.Context, user string, msg blocks.Message) (string, error) {
-	cli, err := h.slack.Get()
-	if err != nil {
-		return "", err
-	}
-	ch, _, _, err := cli.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
-	if err != nil {
-		return "", fmt.Errorf("conversations.open: %w", err)
-	}
-	if _, _, err := cli.PostMessageContext(ctx, ch.ID, msg.Options()...); err != nil {
-		return "", fmt.Errorf("runner reminder DM: %w", err)
-	}
-	return ch.ID, nil
+	return h.slack.DM(ctx, user, msg.Options()...)
 }
