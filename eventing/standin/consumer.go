@@ -36,11 +36,54 @@ type topicPartition struct {
 	partition int32
 }
 
+// A partition's worker delivers its records in order while the poll loop
+// goes on for the others: the loop only queues. A partition whose backlog
+// grows (its head record is retrying) is paused, so fetching stops for it
+// alone, and resumed once its worker catches up.
+const (
+	pauseAtBatches  = 4
+	resumeAtBatches = 1
+)
+
 type partition struct {
-	recs chan []*kgo.Record
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
+	mu      sync.Mutex
+	backlog [][]*kgo.Record
+	paused  bool
+	wake    chan struct{} // capacity 1: "the backlog has work"
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// push queues recs and reports whether the partition should now be paused.
+func (p *partition) push(recs []*kgo.Record) (pause bool) {
+	p.mu.Lock()
+	p.backlog = append(p.backlog, recs)
+	pause = !p.paused && len(p.backlog) >= pauseAtBatches
+	if pause {
+		p.paused = true
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return pause
+}
+
+// pop takes the oldest batch; resume reports that the partition was paused
+// and its backlog is now small enough to fetch again.
+func (p *partition) pop() (recs []*kgo.Record, ok, resume bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.backlog) == 0 {
+		return nil, false, false
+	}
+	recs, p.backlog = p.backlog[0], p.backlog[1:]
+	if p.paused && len(p.backlog) <= resumeAtBatches {
+		p.paused, resume = false, true
+	}
+	return recs, true, resume
 }
 
 func (p *partition) stop() {
@@ -117,9 +160,8 @@ func (c *consumer) run() {
 				return
 			}
 			p := c.partition(fp.Topic, fp.Partition)
-			select {
-			case p.recs <- fp.Records:
-			case <-ctx.Done():
+			if p.push(fp.Records) {
+				c.cl.PauseFetchPartitions(map[string][]int32{fp.Topic: {fp.Partition}})
 			}
 		})
 		c.cl.AllowRebalance()
@@ -134,7 +176,7 @@ func (c *consumer) partition(topic string, part int32) *partition {
 	if p, ok := c.parts[tp]; ok {
 		return p
 	}
-	p := &partition{recs: make(chan []*kgo.Record, 4), quit: make(chan struct{}), done: make(chan struct{})}
+	p := &partition{wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	c.parts[tp] = p
 	go c.work(tp, p)
 	return p
@@ -168,6 +210,9 @@ func (c *consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]i
 	for _, p := range stop {
 		p.stop()
 	}
+	// Pauses outlive a rebalance in franz-go; a partition that comes back
+	// to this member must be fetchable.
+	c.cl.ResumeFetchPartitions(lost)
 }
 
 // work delivers one partition's records in order.
@@ -178,32 +223,45 @@ func (c *consumer) work(tp topicPartition, p *partition) {
 		select {
 		case <-p.quit:
 			return
-		case recs := <-p.recs:
-			if halted {
-				continue
+		case <-p.wake:
+		}
+		for !halted {
+			recs, ok, resume := p.pop()
+			if !ok {
+				break
 			}
-			var pending *kgo.Record // done with, not yet committed
-			for _, r := range recs {
-				if c.g.ctx.Err() != nil {
-					halted = true
-					break
-				}
-				delivered, err := c.handle(r)
-				if err != nil {
-					halted = true
-					break
-				}
-				pending = r
-				if delivered {
-					c.commit(pending)
-					pending = nil
-				}
+			if resume {
+				c.cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
 			}
-			if pending != nil {
-				c.commit(pending)
-			}
+			halted = c.deliver(recs)
 		}
 	}
+}
+
+// deliver delivers and commits one batch; it reports whether the stand-in
+// stopped mid-batch (the rest stays uncommitted).
+func (c *consumer) deliver(recs []*kgo.Record) (halted bool) {
+	var pending *kgo.Record // done with, not yet committed
+	for _, r := range recs {
+		if c.g.ctx.Err() != nil {
+			halted = true
+			break
+		}
+		delivered, err := c.handle(r)
+		if err != nil {
+			halted = true
+			break
+		}
+		pending = r
+		if delivered {
+			c.commit(pending)
+			pending = nil
+		}
+	}
+	if pending != nil {
+		c.commit(pending)
+	}
+	return halted
 }
 
 // handle delivers r if it passes the route's filter. It reports whether a

@@ -24,9 +24,9 @@ import (
 
 // Knative's dead-letter extension attributes.
 const (
-	ExtErrorDest = "knativeerrordest"
-	ExtErrorCode = "knativeerrorcode"
-	ExtErrorData = "knativeerrordata"
+	ExtErrorDest = events.ExtErrorDest
+	ExtErrorCode = events.ExtErrorCode
+	ExtErrorData = events.ExtErrorData
 	// errorDataMax is Knative's KnativeErrorDataExtensionMaxLength: the
 	// base64 of the response body is cut to this many characters.
 	errorDataMax = 1024

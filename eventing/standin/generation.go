@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -169,7 +170,7 @@ func pingEvent(p *PingSource, now time.Time) (event.Event, error) {
 
 // KafkaEventType is the type KafkaSource gives records that are not
 // CloudEvents.
-const KafkaEventType = "dev.knative.kafka.event"
+const KafkaEventType = events.TypeKafkaRecord
 
 // recordEvent turns a consumed record into the event KafkaSource would
 // send: the record itself when it is a binary-mode CloudEvent, otherwise a

@@ -2,7 +2,8 @@
 // main is a few lines: typed configuration, JSON logs, Prometheus /metrics,
 // Knative health endpoints, graceful SIGTERM, the CloudEvents HTTP receiver
 // with Knative-friendly status codes, and the dependencies a function asks
-// for (PostgreSQL pool, Kafka producer, Slack client).
+// for (PostgreSQL pool, Kafka producer, Slack client), PostgreSQL and Slack
+// each behind a circuit breaker (package breaker; metrics in docs/metrics.md).
 package function
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
 	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -62,6 +64,40 @@ type Deps struct {
 	DB      *pgxpool.Pool     // when Needs.DB
 	Kafka   *kgo.Client       // when Needs.Kafka
 	Slack   *slackapi.Clients // when Needs.Slack
+	// Breakers guard DB and Slack (see package breaker): while one is
+	// open, calls through it fail at once with an error wrapping
+	// breaker.ErrOpen, and the receiver answers events with 503 before
+	// calling the handler.
+	Breakers Breakers
+}
+
+// Breakers are the circuit breakers of a function's downstreams; a field is
+// nil when the function does not need that downstream.
+type Breakers struct {
+	Postgres *breaker.Breaker // when Needs.DB
+	Slack    *breaker.Breaker // when Needs.Slack
+}
+
+// All returns the breakers that are set.
+func (b Breakers) All() []*breaker.Breaker {
+	var out []*breaker.Breaker
+	for _, x := range []*breaker.Breaker{b.Postgres, b.Slack} {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Err returns the refusal (an *breaker.OpenError wrapping breaker.ErrOpen)
+// of the first open breaker, or nil when none is open.
+func (b Breakers) Err() error {
+	for _, x := range b.All() {
+		if err := x.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Spec describes one process. Set Events for a CloudEvent function, or
@@ -74,6 +110,10 @@ type Spec struct {
 	Routes func(d *Deps) (http.Handler, error)
 	// ReadyCheck, optional, joins the readiness probe.
 	ReadyCheck func(ctx context.Context) error
+	// Breaker tunes the circuit breakers of DB and Slack; the zero value
+	// means the defaults (open after 5 consecutive failures, half-open
+	// after 30 s).
+	Breaker breaker.Settings
 }
 
 // Main runs spec with the process environment until SIGTERM/SIGINT and
@@ -100,6 +140,19 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	d := &Deps{Name: spec.Name, Config: cfg, Log: log, Metrics: reg}
+	bm, err := breaker.NewMetrics(spec.Name, reg)
+	if err != nil {
+		return fmt.Errorf("function %s: %w", spec.Name, err)
+	}
+	newBreaker := func(downstream string) *breaker.Breaker {
+		return breaker.New(downstream, spec.Breaker, breaker.WithLogger(log), bm.Option())
+	}
+	if spec.Needs.DB {
+		d.Breakers.Postgres = newBreaker("postgres")
+	}
+	if spec.Needs.Slack {
+		d.Breakers.Slack = newBreaker("slack")
+	}
 	closeDeps, err := connect(ctx, spec.Needs, d)
 	if err != nil {
 		return err
@@ -113,7 +166,7 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 		if err != nil {
 			return fmt.Errorf("function %s: %w", spec.Name, err)
 		}
-		app, err = newReceiver(ctx, spec.Name, h, log, reg)
+		app, err = newReceiver(ctx, spec.Name, h, log, reg, d.Breakers)
 		if err != nil {
 			return err
 		}
@@ -224,6 +277,9 @@ func connect(ctx context.Context, needs Needs, d *Deps) (_ func(), err error) {
 			return nil, fmt.Errorf("DATABASE_URL: %w", err) // pgx redacts the password
 		}
 		pcfg.MaxConns = d.Config.DatabaseMaxConns
+		if d.Breakers.Postgres != nil {
+			breaker.InstrumentPool(pcfg, d.Breakers.Postgres)
+		}
 		d.DB, err = pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			return nil, fmt.Errorf("postgres pool: %w", err)
@@ -241,7 +297,11 @@ func connect(ctx context.Context, needs Needs, d *Deps) (_ func(), err error) {
 		closers = append(closers, d.Kafka.Close)
 	}
 	if needs.Slack {
-		d.Slack = slackapi.NewClients(d.Config.SlackBotToken, d.Config.SlackAPIURL)
+		var opts []slackapi.Option
+		if d.Breakers.Slack != nil {
+			opts = append(opts, slackapi.WithBreaker(d.Breakers.Slack))
+		}
+		d.Slack = slackapi.NewClients(d.Config.SlackBotToken, d.Config.SlackAPIURL, opts...)
 	}
 	return closeAll, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
 	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/slack-go/slack"
 )
@@ -22,6 +23,7 @@ type Clients struct {
 	token   *config.Secret
 	apiURL  string
 	httpCli *http.Client
+	breaker *breaker.Breaker // nil: no breaker
 
 	mu  sync.Mutex
 	tok string
@@ -29,21 +31,26 @@ type Clients struct {
 }
 
 // NewClients returns a client source for token against apiURL
-// (SLACK_API_URL, ending in "/").
-func NewClients(token *config.Secret, apiURL string) *Clients {
+// (SLACK_API_URL, ending in "/"). The function runtime adds WithBreaker.
+func NewClients(token *config.Secret, apiURL string, opts ...Option) *Clients {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Go's default keeps 2 idle connections per host; under load every
 	// other call would dial (measured: 14% of ingress CPU, thousands of
 	// TIME-WAIT sockets). Slack is one host.
 	tr.MaxIdleConns = 256
 	tr.MaxIdleConnsPerHost = 128
-	return &Clients{
-		token:  token,
-		apiURL: apiURL,
-		// Every Slack call also carries the caller's context deadline; this
-		// is the backstop.
-		httpCli: &http.Client{Timeout: 10 * time.Second, Transport: tr},
+	c := &Clients{token: token, apiURL: apiURL}
+	for _, o := range opts {
+		o(c)
 	}
+	var rt http.RoundTripper = tr
+	if c.breaker != nil {
+		rt = &breakerTransport{base: tr, b: c.breaker}
+	}
+	// Every Slack call also carries the caller's context deadline; this is
+	// the backstop.
+	c.httpCli = &http.Client{Timeout: 10 * time.Second, Transport: rt}
+	return c
 }
 
 // Get returns a client for the current token.
