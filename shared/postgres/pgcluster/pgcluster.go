@@ -75,7 +75,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	dir, err := os.MkdirTemp("", "coffeebuddy-pg-")
+	sweepStale(os.TempDir(), time.Now())
+	dir, err := os.MkdirTemp("", tempPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create temp dir: %w", err)
 	}
@@ -409,4 +410,42 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tempPrefix names every cluster's temporary directory.
+const tempPrefix = "coffeebuddy-pg-"
+
+// sweepStale removes cluster directories left behind by processes that were
+// killed before they could Stop (a test binary killed by its timeout, say):
+// each holds a whole data directory. A directory is stale when it is over a
+// minute old (a cluster being initialised has no pid file yet) and the
+// server named in its postmaster.pid is gone, or it never got that far.
+func sweepStale(tmp string, now time.Time) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, tempPrefix+"*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if pidAlive(filepath.Join(d, "data", "postmaster.pid")) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+// pidAlive reports whether the process in a postmaster.pid file (first line)
+// still exists.
+func pidAlive(pidFile string) bool {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	err = syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
