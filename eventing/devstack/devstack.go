@@ -93,7 +93,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}()
 	if o.TempDir == "" {
-		if o.TempDir, err = os.MkdirTemp("", "coffeebuddy-run-"); err != nil {
+		sweepStale(os.TempDir(), time.Now())
+		if o.TempDir, err = os.MkdirTemp("", tempPrefix); err != nil {
+			return nil, fmt.Errorf("devstack: %w", err)
+		}
+		// Lets a later stack sweep this folder if this process is killed.
+		if err := os.WriteFile(filepath.Join(o.TempDir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 			return nil, fmt.Errorf("devstack: %w", err)
 		}
 		s.ownTemp = true
@@ -400,5 +405,31 @@ func waitReady(ctx context.Context, base string, limit time.Duration) error {
 			return ctx.Err()
 		case <-tick.C:
 		}
+	}
+}
+
+const (
+	tempPrefix = "coffeebuddy-run-"
+	ownerFile  = "owner.pid"
+)
+
+// sweepStale removes stack folders whose owning process is gone (a test
+// binary killed by its timeout leaves its folder behind). Folders under a
+// minute old are left alone: their owner may not have written its pid yet.
+func sweepStale(tmp string, now time.Time) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, tempPrefix+"*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, ownerFile)); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+					continue
+				}
+			}
+		}
+		_ = os.RemoveAll(d)
 	}
 }
