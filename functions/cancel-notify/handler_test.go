@@ -10,8 +10,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -41,16 +41,11 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients)}
 	ctx := context.Background()
-	r.tx(func(tx pgx.Tx) error {
-		run, err := store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
-			LastCallAt: clock.Add(10 * time.Minute), CreatedAt: clock.Add(-time.Minute)})
-		r.run = run.ID
-		return err
-	})
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+		LastCallAt: clock.Add(10 * time.Minute), CreatedAt: clock.Add(-time.Minute)}).ID
 	for i, u := range []string{"U2", "U3"} {
 		r.tx(func(tx pgx.Tx) error {
 			_, _, err := store.PlaceOrder(ctx, tx, "T1", "C1", coffee.Order{UserID: u, Drink: "mocha", Size: "large"},
@@ -63,9 +58,7 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) tx(fn func(pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 // announce posts the run message (as run-announce would) and records its ts.
@@ -101,12 +94,7 @@ func (r *rig) cancel(user, reason string) events.RunCancelled {
 }
 
 func cancelledEvent(id string, fact events.RunCancelled) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeRunCancelled)
-	e.SetSource("/coffeebuddy/run-cancel")
-	_ = e.SetData(event.ApplicationJSON, fact)
-	return e
+	return functest.Event(id, events.TypeRunCancelled, "/coffeebuddy/run-cancel", fact)
 }
 
 func (r *rig) processed() int {

@@ -12,8 +12,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -41,8 +41,7 @@ type rig struct {
 func newRig(t *testing.T, announced bool) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients)}
 	err := pgx.BeginFunc(context.Background(), db.Pool, func(tx pgx.Tx) error {
 		run, err := store.CreateRun(context.Background(), tx, store.NewRun{
@@ -104,12 +103,7 @@ func (r *rig) place(t *testing.T, user, drink, size, custom string, usual bool) 
 }
 
 func placed(id string, p events.OrderPlaced) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeOrderPlaced)
-	e.SetSource("/coffeebuddy/order-place")
-	_ = e.SetData(event.ApplicationJSON, p)
-	return e
+	return functest.Event(id, events.TypeOrderPlaced, "/coffeebuddy/order-place", p)
 }
 
 func (r *rig) handle(t *testing.T, e event.Event) {

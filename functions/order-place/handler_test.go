@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,14 +11,12 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
-	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
-	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -42,15 +39,9 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{db: db, kc: kc, slack: sl, now: clock}
-	r.h = New(store.New(db.Pool), outbox.NewRelay(db.Pool, cl, slog.New(slog.DiscardHandler)), clients,
+	r.h = New(store.New(db.Pool), functest.Relay(t, db.Pool, kc), clients,
 		func() time.Time { return r.now })
 	return r
 }
@@ -58,19 +49,10 @@ func newRig(t *testing.T) *rig {
 // startRun creates an active run in channel, last call ten minutes after clock.
 func (r *rig) startRun(t *testing.T, channel string) uuid.UUID {
 	t.Helper()
-	var id uuid.UUID
-	err := pgx.BeginFunc(context.Background(), r.db.Pool, func(tx pgx.Tx) error {
-		run, err := store.CreateRun(context.Background(), tx, store.NewRun{
-			TeamID: "T1", ChannelID: channel, InitiatorUserID: "U0INIT",
-			LastCallAt: clock.Add(10 * time.Minute), CreatedAt: clock.Add(-time.Minute),
-		})
-		id = run.ID
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return functest.StartRun(t, r.db.Pool, store.NewRun{
+		TeamID: "T1", ChannelID: channel, InitiatorUserID: "U0INIT",
+		LastCallAt: clock.Add(10 * time.Minute), CreatedAt: clock.Add(-time.Minute),
+	}).ID
 }
 
 // submitted is an order.submitted event accepted by the ingress at `at`.
@@ -89,11 +71,7 @@ func submitted(id, channel, user, drink, size, custom string, at time.Time) even
 
 func (r *rig) count(t *testing.T, sql string, args ...any) int {
 	t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return functest.Count(t, r.db.Pool, sql, args...)
 }
 
 func (r *rig) handle(t *testing.T, e event.Event) {

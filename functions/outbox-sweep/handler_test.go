@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
 	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
@@ -18,12 +18,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func tick() event.Event {
-	e := event.New()
-	e.SetID("tick-1")
-	e.SetType("dev.knative.sources.ping")
-	e.SetSource("/apis/v1/namespaces/coffeebuddy/pingsources/outbox-sweep-tick")
-	_ = e.SetData(event.ApplicationJSON, map[string]string{"job": "outbox-sweep"})
-	return e
+	return functest.Event("tick-1", "dev.knative.sources.ping", "/apis/v1/namespaces/coffeebuddy/pingsources/outbox-sweep-tick", map[string]string{"job": "outbox-sweep"})
 }
 
 // TestTickPublishesEverythingStranded strands more rows than one batch and
@@ -31,13 +26,8 @@ func tick() event.Event {
 func TestTickPublishesEverythingStranded(t *testing.T) {
 	db, kc := pgtest.New(t), kafkatest.New(t)
 	ctx := context.Background()
-	cl, err := kafka.NewClient(kc.Brokers, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
 	const n = batch + 7
-	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+	functest.Tx(t, db.Pool, func(tx pgx.Tx) error {
 		for i := range n {
 			if _, err := outbox.Enqueue(ctx, tx, outbox.Message{
 				Type: events.TypeRunCreated, Source: "/test", Key: "run-1",
@@ -49,16 +39,11 @@ func TestTickPublishesEverythingStranded(t *testing.T) {
 		_, err := tx.Exec(ctx, `UPDATE outbox SET created_at = now() - interval '1 minute'`)
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := New(outbox.NewRelay(db.Pool, cl, slog.New(slog.DiscardHandler)))
+	h := New(functest.Relay(t, db.Pool, kc))
 	if _, err := h.Handle(ctx, tick()); err != nil {
 		t.Fatal(err)
 	}
-	var left int
-	db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&left)
-	if left != 0 {
+	if left := functest.Count(t, db.Pool, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); left != 0 {
 		t.Fatalf("%d rows left unpublished", left)
 	}
 	recs := kc.Consume(t, events.TopicOrders, n, 10*time.Second)

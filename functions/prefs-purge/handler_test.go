@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
@@ -17,12 +18,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 var clock = time.Date(2026, 11, 21, 3, 17, 0, 0, time.UTC)
 
 func tick(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypePing)
-	e.SetSource("/apis/v1/namespaces/coffeebuddy/pingsources/prefs-purge-tick")
-	_ = e.SetData(event.ApplicationJSON, map[string]string{"job": "prefs-purge"})
-	return e
+	return functest.Event(id, events.TypePing, "/apis/v1/namespaces/coffeebuddy/pingsources/prefs-purge-tick", map[string]string{"job": "prefs-purge"})
 }
 
 // TestPurgesOnlyPreferencesOlderThan90Days seeds preferences around the

@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
-	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -29,8 +28,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{db: db, slack: sl, h: New(store.New(db.Pool), slackPoster{clients})}
 	now := time.Now().UTC()
 	err := pgx.BeginFunc(context.Background(), db.Pool, func(tx pgx.Tx) error {
@@ -47,12 +45,7 @@ func newRig(t *testing.T) *rig {
 }
 
 func (r *rig) created(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeRunCreated)
-	e.SetSource("/coffeebuddy/run-start")
-	_ = e.SetData(event.ApplicationJSON, events.RunCreated{RunID: r.run.String(), TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1"})
-	return e
+	return functest.Event(id, events.TypeRunCreated, "/coffeebuddy/run-start", events.RunCreated{RunID: r.run.String(), TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1"})
 }
 
 func TestAnnouncesOnceAndRecordsTheMessage(t *testing.T) {

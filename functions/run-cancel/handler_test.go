@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -11,10 +10,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
-	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
@@ -37,21 +36,14 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	relay := outbox.NewRelay(db.Pool, cl, slog.New(slog.DiscardHandler))
+	relay := functest.Relay(t, db.Pool, kc)
 	h := New(store.New(db.Pool), relay, &http.Client{Timeout: ResponseTimeout}, func() time.Time { return clock })
 	return &rig{t: t, db: db, kc: kc, slack: slackstandin.NewTestServer(t, slackstandin.Options{}), h: h}
 }
 
 func (r *rig) tx(fn func(pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 // journey sets channel C1 up: a run by U1 with orders from U2 and U3,
@@ -100,24 +92,15 @@ func (r *rig) journey(stage coffee.Status) uuid.UUID {
 }
 
 func (r *rig) cancel(id, user, text string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeCommandCancel)
-	e.SetSource(events.SourceIngress)
-	_ = e.SetData(event.ApplicationJSON, events.SlashCommand{
+	return functest.Event(id, events.TypeCommandCancel, events.SourceIngress, events.SlashCommand{
 		TeamID: "T1", ChannelID: "C1", UserID: user, UserName: user, Command: "/coffee-cancel", Text: text,
 		ResponseURL: r.slack.NewResponseURL("C1", user),
 	})
-	return e
 }
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 type cancelled struct {

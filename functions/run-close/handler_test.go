@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/closing"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
-	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
-	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -42,24 +39,15 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, quiet, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	s := store.New(db.Pool)
-	closer := closing.New(s, outbox.NewRelay(db.Pool, cl, quiet), source, prometheus.NewRegistry())
+	closer := closing.New(s, functest.Relay(t, db.Pool, kc), source, prometheus.NewRegistry())
 	r := &rig{t: t, db: db, kc: kc, slack: sl, h: New(s, closer, clients, func() time.Time { return clock })}
-	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		start := clock.Add(-5 * time.Minute)
-		if r.run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
-			LastCallAt: clock.Add(5 * time.Minute), CreatedAt: start}); err != nil {
-			return err
-		}
+	start := clock.Add(-5 * time.Minute)
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+		LastCallAt: clock.Add(5 * time.Minute), CreatedAt: start})
+	functest.Tx(t, db.Pool, func(tx pgx.Tx) error {
 		for _, u := range []string{"U2", "U3"} {
 			if _, _, err := store.PlaceOrder(ctx, tx, "T1", "C1", coffee.Order{UserID: u, Drink: "latte", Size: "small"}, start); err != nil {
 				return err
@@ -67,19 +55,11 @@ func newRig(t *testing.T) *rig {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return r
 }
 
 func (r *rig) click(id, user string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeCloseRequest)
-	e.SetSource(events.SourceIngress)
-	_ = e.SetData(event.ApplicationJSON, events.RunAction{RunID: r.run.ID.String(), TeamID: "T1", ChannelID: "C1", UserID: user, At: clock})
-	return e
+	return functest.Event(id, events.TypeCloseRequest, events.SourceIngress, events.RunAction{RunID: r.run.ID.String(), TeamID: "T1", ChannelID: "C1", UserID: user, At: clock})
 }
 
 func (r *rig) handle(e event.Event) {
@@ -91,11 +71,7 @@ func (r *rig) handle(e event.Event) {
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 func (r *rig) current() coffee.Run {

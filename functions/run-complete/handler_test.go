@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
-	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
-	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -42,24 +39,14 @@ type rig struct {
 func newRig(t *testing.T, orderers ...string) *rig {
 	t.Helper()
 	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, quiet, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{t: t, db: db, kc: kc, slack: sl, now: clock}
-	r.h = New(store.New(db.Pool), outbox.NewRelay(db.Pool, cl, quiet), clients, func() time.Time { return r.now })
+	r.h = New(store.New(db.Pool), functest.Relay(t, db.Pool, kc), clients, func() time.Time { return r.now })
 	start := clock.Add(-30 * time.Minute)
-	r.tx(func(tx pgx.Tx) error {
-		var err error
-		if r.run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
-			LastCallAt: start.Add(10 * time.Minute), CreatedAt: start}); err != nil {
-			return err
-		}
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+		LastCallAt: start.Add(10 * time.Minute), CreatedAt: start})
+	r.tx(func(tx pgx.Tx) (err error) {
 		for _, u := range orderers {
 			if _, _, err := store.PlaceOrder(ctx, tx, "T1", "C1", coffee.Order{UserID: u, Drink: "latte", Size: "small"}, start); err != nil {
 				return err
@@ -73,20 +60,13 @@ func newRig(t *testing.T, orderers ...string) *rig {
 
 func (r *rig) tx(fn func(tx pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 // click is *Mark complete* pressed by user in their DM with the app.
 func (r *rig) click(id, user string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeCompleteRequest)
-	e.SetSource(events.SourceIngress)
-	_ = e.SetData(event.ApplicationJSON, events.RunAction{RunID: r.run.ID.String(), TeamID: "T1",
+	return functest.Event(id, events.TypeCompleteRequest, events.SourceIngress, events.RunAction{RunID: r.run.ID.String(), TeamID: "T1",
 		ChannelID: r.slack.DMChannel(user), UserID: user, At: r.now})
-	return e
 }
 
 func (r *rig) handle(e event.Event) {
@@ -107,11 +87,7 @@ func (r *rig) current() coffee.Run {
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 func (r *rig) ephemerals(user string) []string {

@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
-	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 )
@@ -29,33 +28,19 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	relay := outbox.NewRelay(db.Pool, cl, slog.New(slog.DiscardHandler))
+	relay := functest.Relay(t, db.Pool, kc)
 	return &rig{db: db, kc: kc, h: New(store.New(db.Pool), relay, 10*time.Minute, func() time.Time { return clock })}
 }
 
 func command(id, channel, user, text string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeCommandCoffee)
-	e.SetSource(events.SourceIngress)
-	_ = e.SetData(event.ApplicationJSON, events.SlashCommand{
+	return functest.Event(id, events.TypeCommandCoffee, events.SourceIngress, events.SlashCommand{
 		TeamID: "T1", ChannelID: channel, UserID: user, UserName: "alice", Command: "/coffee", Text: text,
 	})
-	return e
 }
 
 func (r *rig) count(t *testing.T, sql string, args ...any) int {
 	t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return functest.Count(t, r.db.Pool, sql, args...)
 }
 
 func TestCreatesRunAuditAndOutboxTogether(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
@@ -38,11 +39,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := functest.Producer(t, kc)
 	return &rig{t: t, db: db, kc: kc, cl: cl}
 }
 
@@ -86,9 +83,7 @@ func (r *rig) order(channel, user string) {
 
 func (r *rig) tx(fn func(pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 func (r *rig) run(id uuid.UUID) coffee.Run {
@@ -102,11 +97,7 @@ func (r *rig) run(id uuid.UUID) coffee.Run {
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 // facts counts the outbox rows of type about run, and how many were
@@ -126,12 +117,7 @@ func (r *rig) audits(eventType string, run uuid.UUID) int {
 }
 
 func ping(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypePing)
-	e.SetSource("/apis/v1/namespaces/coffeebuddy/pingsources/run-tick")
-	_ = e.SetData(event.ApplicationJSON, map[string]string{"job": "run-tick"})
-	return e
+	return functest.Event(id, events.TypePing, "/apis/v1/namespaces/coffeebuddy/pingsources/run-tick", map[string]string{"job": "run-tick"})
 }
 
 func TestTickWarnsOnceBeforeLastCall(t *testing.T) {

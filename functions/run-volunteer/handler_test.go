@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
-	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
-	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -38,24 +35,13 @@ type rig struct {
 // newRig starts a run in C1 by U1 with an order by U2.
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
 	db, kc := pgtest.New(t), kafkatest.New(t)
-	cl, err := kafka.NewClient(kc.Brokers, quiet, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
-	r := &rig{t: t, db: db, kc: kc, slack: sl, h: New(store.New(db.Pool), outbox.NewRelay(db.Pool, cl, quiet), clients)}
+	sl, clients := functest.Slack(t)
+	r := &rig{t: t, db: db, kc: kc, slack: sl, h: New(store.New(db.Pool), functest.Relay(t, db.Pool, kc), clients)}
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+		LastCallAt: clock.Add(5 * time.Minute), CreatedAt: clock})
 	r.tx(func(tx pgx.Tx) error {
-		var err error
-		if r.run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
-			LastCallAt: clock.Add(5 * time.Minute), CreatedAt: clock}); err != nil {
-			return err
-		}
-		_, _, err = store.PlaceOrder(ctx, tx, "T1", "C1", coffee.Order{UserID: "U2", Drink: "latte", Size: "small"}, clock)
+		_, _, err := store.PlaceOrder(context.Background(), tx, "T1", "C1", coffee.Order{UserID: "U2", Drink: "latte", Size: "small"}, clock)
 		return err
 	})
 	return r
@@ -63,19 +49,12 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) tx(fn func(tx pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 func (r *rig) click(id, user string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeVolunteerRequest)
-	e.SetSource(events.SourceIngress)
-	_ = e.SetData(event.ApplicationJSON, events.RunAction{RunID: r.run.ID.String(), TeamID: "T1", ChannelID: "C1",
-		UserID: user, UserName: "name-of-" + user, At: clock})
-	return e
+	return functest.Event(id, events.TypeVolunteerRequest, events.SourceIngress, events.RunAction{RunID: r.run.ID.String(),
+		TeamID: "T1", ChannelID: "C1", UserID: user, UserName: "name-of-" + user, At: clock})
 }
 
 func (r *rig) handle(e event.Event) {
@@ -87,11 +66,7 @@ func (r *rig) handle(e event.Event) {
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 func (r *rig) volunteer() string {

@@ -12,8 +12,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -21,7 +21,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -43,29 +42,22 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	return &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
 }
 
 func (r *rig) tx(fn func(tx pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 // start opens a run in channel at `at` with one order per orderer.
 func (r *rig) start(channel string, at time.Time, orders ...coffee.Order) coffee.Run {
 	r.t.Helper()
 	ctx := context.Background()
-	var run coffee.Run
+	run := functest.StartRun(r.t, r.db.Pool, store.NewRun{TeamID: "T1", ChannelID: channel, InitiatorUserID: "U1",
+		LastCallAt: at.Add(10 * time.Minute), CreatedAt: at})
 	r.tx(func(tx pgx.Tx) error {
-		var err error
-		if run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: channel, InitiatorUserID: "U1",
-			LastCallAt: at.Add(10 * time.Minute), CreatedAt: at}); err != nil {
-			return err
-		}
 		for _, o := range orders {
 			if _, _, err := store.PlaceOrder(ctx, tx, "T1", channel, o, at); err != nil {
 				return err
@@ -97,15 +89,7 @@ func (r *rig) history(user string, n int) {
 func (r *rig) openRun(orders ...coffee.Order) {
 	r.t.Helper()
 	r.run = r.start("C1", clock.Add(-10*time.Minute), orders...)
-	cli, _ := r.clients.Get()
-	_, ts, err := cli.PostMessage("C1", slack.MsgOptionText("Coffee run", false))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := store.SetRunMessage(context.Background(), r.db.Pool, r.run.ID, ts); err != nil {
-		r.t.Fatal(err)
-	}
-	r.ts = ts
+	r.ts = functest.Announce(r.t, r.db.Pool, r.clients, r.run)
 }
 
 // closeRun closes the run under test as closing.Close does and returns the
@@ -122,12 +106,7 @@ func (r *rig) closeRun(ceID, closedBy string) event.Event {
 }
 
 func (r *rig) closed(ceID string, rc events.RunClosed) event.Event {
-	e := event.New()
-	e.SetID(ceID)
-	e.SetType(events.TypeRunClosed)
-	e.SetSource("/coffeebuddy/run-tick")
-	_ = e.SetData(event.ApplicationJSON, rc)
-	return e
+	return functest.Event(ceID, events.TypeRunClosed, "/coffeebuddy/run-tick", rc)
 }
 
 func (r *rig) handle(e event.Event) {
@@ -148,11 +127,7 @@ func (r *rig) current() coffee.Run {
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 func (r *rig) threadTexts() []string {

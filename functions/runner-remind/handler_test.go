@@ -10,11 +10,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
-	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -42,16 +41,12 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{t: t, db: db, slack: sl, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
 	start := clock.Add(-50 * time.Minute)
-	r.tx(func(tx pgx.Tx) error {
-		var err error
-		if r.run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
-			LastCallAt: start.Add(10 * time.Minute), CreatedAt: start}); err != nil {
-			return err
-		}
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+		LastCallAt: start.Add(10 * time.Minute), CreatedAt: start})
+	r.tx(func(tx pgx.Tx) (err error) {
 		for _, o := range []coffee.Order{
 			{UserID: "U2", Drink: "latte", Size: "large", Customizations: "<!channel> oat"},
 			{UserID: "U3", Drink: "espresso", Size: "small"},
@@ -77,18 +72,11 @@ func newRig(t *testing.T) *rig {
 
 func (r *rig) tx(fn func(tx pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 func (r *rig) due(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeReminderDue)
-	e.SetSource("/coffeebuddy/run-tick")
-	_ = e.SetData(event.ApplicationJSON, events.RunFact{RunID: r.run.ID.String()})
-	return e
+	return functest.Event(id, events.TypeReminderDue, "/coffeebuddy/run-tick", events.RunFact{RunID: r.run.ID.String()})
 }
 
 func (r *rig) handle(e event.Event) {
@@ -109,11 +97,7 @@ func (r *rig) current() coffee.Run {
 
 func (r *rig) count(sql string, args ...any) int {
 	r.t.Helper()
-	var n int
-	if err := r.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		r.t.Fatal(err)
-	}
-	return n
+	return functest.Count(r.t, r.db.Pool, sql, args...)
 }
 
 func sameJSON(t *testing.T, got json.RawMessage, want any) bool {

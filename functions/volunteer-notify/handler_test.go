@@ -11,8 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -20,7 +20,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -41,15 +40,11 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients)}
-	r.tx(func(tx pgx.Tx) error {
-		var err error
-		if r.run, err = store.CreateRun(ctx, tx, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
-			LastCallAt: clock.Add(5 * time.Minute), CreatedAt: clock}); err != nil {
-			return err
-		}
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
+		LastCallAt: clock.Add(5 * time.Minute), CreatedAt: clock})
+	r.tx(func(tx pgx.Tx) (err error) {
 		if _, _, err = store.PlaceOrder(ctx, tx, "T1", "C1", coffee.Order{UserID: "U2", Drink: "latte", Size: "small"}, clock); err != nil {
 			return err
 		}
@@ -62,31 +57,16 @@ func newRig(t *testing.T) *rig {
 // announce posts the run message, as run-announce does.
 func (r *rig) announce() string {
 	r.t.Helper()
-	cli, _ := r.clients.Get()
-	_, ts, err := cli.PostMessage("C1", slack.MsgOptionText("Coffee run", false))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := store.SetRunMessage(context.Background(), r.db.Pool, r.run.ID, ts); err != nil {
-		r.t.Fatal(err)
-	}
-	return ts
+	return functest.Announce(r.t, r.db.Pool, r.clients, r.run)
 }
 
 func (r *rig) tx(fn func(tx pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 func (r *rig) fact(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeVolunteerSet)
-	e.SetSource("/coffeebuddy/run-volunteer")
-	_ = e.SetData(event.ApplicationJSON, events.RunFact{RunID: r.run.ID.String(), UserID: "U2"})
-	return e
+	return functest.Event(id, events.TypeVolunteerSet, "/coffeebuddy/run-volunteer", events.RunFact{RunID: r.run.ID.String(), UserID: "U2"})
 }
 
 func (r *rig) handle(e event.Event) {

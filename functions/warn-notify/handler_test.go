@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -16,7 +17,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -32,62 +32,37 @@ type rig struct {
 	slack   *slackstandin.Server
 	clients *slackapi.Clients
 	h       *Handler
-	run     uuid.UUID
+	run     coffee.Run
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db := pgtest.New(t)
-	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
+	sl, clients := functest.Slack(t)
 	r := &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
-	r.tx(func(tx pgx.Tx) error {
-		run, err := store.CreateRun(context.Background(), tx, store.NewRun{
-			TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1", LastCallAt: lastCall, CreatedAt: clock.Add(-8 * time.Minute),
-		})
-		r.run = run.ID
-		return err
+	r.run = functest.StartRun(t, db.Pool, store.NewRun{
+		TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1", LastCallAt: lastCall, CreatedAt: clock.Add(-8 * time.Minute),
 	})
 	return r
 }
 
 func (r *rig) tx(fn func(pgx.Tx) error) {
 	r.t.Helper()
-	if err := pgx.BeginFunc(context.Background(), r.db.Pool, fn); err != nil {
-		r.t.Fatal(err)
-	}
+	functest.Tx(r.t, r.db.Pool, fn)
 }
 
 // announce posts a run message (as run-announce would) and records its ts.
 func (r *rig) announce() string {
 	r.t.Helper()
-	cli, err := r.clients.Get()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	_, ts, err := cli.PostMessage("C1", slack.MsgOptionText("run message", false))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := store.SetRunMessage(context.Background(), r.db.Pool, r.run, ts); err != nil {
-		r.t.Fatal(err)
-	}
-	return ts
+	return functest.Announce(r.t, r.db.Pool, r.clients, r.run)
 }
 
 func (r *rig) warning(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType(events.TypeLastCallSoon)
-	e.SetSource("/coffeebuddy/run-tick")
-	_ = e.SetData(event.ApplicationJSON, events.RunFact{RunID: r.run.String()})
-	return e
+	return functest.Event(id, events.TypeLastCallSoon, "/coffeebuddy/run-tick", events.RunFact{RunID: r.run.ID.String()})
 }
 
 func (r *rig) processed() int {
-	var n int
-	r.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM processed_events WHERE consumer = 'warn-notify'`).Scan(&n)
-	return n
+	return functest.Count(r.t, r.db.Pool, `SELECT count(*) FROM processed_events WHERE consumer = 'warn-notify'`)
 }
 
 func TestWarnsInTheThreadOnce(t *testing.T) {
@@ -159,7 +134,7 @@ func TestStaleWarningsAreDropped(t *testing.T) {
 	tests := map[string]func(r *rig){
 		"run closed early": func(r *rig) {
 			r.tx(func(tx pgx.Tx) error {
-				_, _, err := store.CloseRun(context.Background(), tx, r.run, clock)
+				_, _, err := store.CloseRun(context.Background(), tx, r.run.ID, clock)
 				return err
 			})
 		},
