@@ -2,7 +2,9 @@ package validate
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -105,6 +107,7 @@ func TestReferencesResolve(t *testing.T) {
 			}
 		case *servingv1.Service:
 			services = append(services, o.Name)
+			checkEnvMatchesNeeds(t, d.String(), o)
 			// Images are built by ko from the function of the same name.
 			img := o.Spec.Template.Spec.Containers[0].Image
 			if want := "ko://github.com/coffeebuddy/coffeebuddy/functions/" + o.Name; img != want {
@@ -254,5 +257,46 @@ spec:
 	}
 	if warns == nil || !strings.Contains(warns.Error(), "runAsNonRoot") {
 		t.Fatalf("warnings = %v, want the insecure-default securityContext warnings", warns)
+	}
+}
+
+// needsRE finds a function's declared dependencies in its main.go.
+var needsRE = regexp.MustCompile(`Needs:\s*function\.Needs\{([^}]*)\}`)
+
+// checkEnvMatchesNeeds fails when a Service lacks the configuration its
+// function needs to start: the runtime refuses to run without DATABASE_URL
+// for Needs.DB, and without KAFKA_BROKERS for Needs.Kafka or Needs.Slack
+// (Slack calls buffer rate-limited retries in Kafka).
+func checkEnvMatchesNeeds(t *testing.T, where string, svc *servingv1.Service) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "functions", svc.Name, "main.go"))
+	if err != nil {
+		return // the function-folder check reports a Service without a function
+	}
+	m := needsRE.FindSubmatch(src)
+	if m == nil {
+		t.Errorf("%s: functions/%s/main.go declares no function.Needs", where, svc.Name)
+		return
+	}
+	needs := string(m[1])
+	env := map[string]bool{}
+	for _, e := range svc.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = true
+	}
+	want := map[string]bool{}
+	if strings.Contains(needs, "DB: true") {
+		want["DATABASE_URL"] = true
+	}
+	if strings.Contains(needs, "Kafka: true") || strings.Contains(needs, "Slack: true") {
+		want["KAFKA_BROKERS"] = true
+	}
+	if strings.Contains(needs, "Slack: true") {
+		want["SLACK_BOT_TOKEN_FILE"] = true
+		want["SLACK_SIGNING_SECRET_FILE"] = true
+	}
+	for name := range want {
+		if !env[name] {
+			t.Errorf("%s: Service %s needs %s (function.Needs{%s}) but does not set it", where, svc.Name, name, strings.TrimSpace(needs))
+		}
 	}
 }

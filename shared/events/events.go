@@ -5,6 +5,7 @@
 package events
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -33,6 +34,10 @@ const (
 	TypeReminderDue  = "com.coffeebuddy.run.reminder_due"
 	TypeRunCompleted = "com.coffeebuddy.run.completed"
 	TypeRunCancelled = "com.coffeebuddy.run.cancelled"
+
+	// TypeSlackRetry buffers a Slack call that was rate limited (the
+	// runtime produces it to slack.retry, keyed like the original).
+	TypeSlackRetry = "com.coffeebuddy.slack.retry"
 
 	// TypePing is what a PingSource emits; Triggers tell ticks apart by source.
 	TypePing = "dev.knative.sources.ping"
@@ -114,6 +119,7 @@ var Catalog = []Spec{
 	{Type: TypeReminderDue, Topic: TopicAssignments, Producer: "run-tick (outbox)", Consumer: "runner-remind", Payload: RunFact{}},
 	{Type: TypeRunCompleted, Topic: TopicCompletions, Producer: "run-complete (outbox)", Consumer: "completion-notify", Payload: RunFact{}},
 	{Type: TypeRunCancelled, Topic: TopicCompletions, Producer: "run-cancel (outbox)", Consumer: "cancel-notify", Payload: RunCancelled{}},
+	{Type: TypeSlackRetry, Topic: TopicSlackRetry, Producer: "any Slack-calling function (runtime)", Consumer: "slack-retry", Payload: SlackRetry{}},
 }
 
 // TopicFor returns the topic that carries events of type t.
@@ -209,4 +215,19 @@ type RunCancelled struct {
 	RunID       string `json:"run_id"`
 	CancelledBy string `json:"cancelled_by"`
 	Reason      string `json:"reason"`
+}
+
+// ExtSlackAttempt is the extension the slack-retry function sets on a
+// re-produced event: how many times Slack has rate limited it so far.
+const ExtSlackAttempt = "coffeebuddyslackattempt"
+
+// SlackRetry is the payload of TypeSlackRetry: an event whose handler was
+// rate limited by Slack, to deliver again no earlier than NotBefore.
+type SlackRetry struct {
+	// Event is the original CloudEvent in structured JSON mode.
+	Event     json.RawMessage `json:"event"`
+	Attempt   int             `json:"attempt"` // 1 for the first retry
+	NotBefore time.Time       `json:"not_before"`
+	Method    string          `json:"method"`   // the Slack method, or the function when unknown
+	Function  string          `json:"function"` // the function that was rate limited
 }

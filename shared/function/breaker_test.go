@@ -15,6 +15,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
 	"github.com/coffeebuddy/coffeebuddy/shared/breaker/breakertest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/slack-go/slack"
@@ -43,7 +44,7 @@ func TestReceiverSlackBreakerOpen(t *testing.T) {
 	srv := slackstandin.NewTestServer(t, slackstandin.Options{})
 	c := &calls{}
 	r := start(t, function.Spec{Name: "test-fn", Needs: function.Needs{Slack: true}, Events: slackPoster(c)},
-		map[string]string{"SLACK_API_URL": srv.APIURL()})
+		map[string]string{"SLACK_API_URL": srv.APIURL(), "KAFKA_BROKERS": strings.Join(kafkatest.New(t).Brokers, ",")})
 	r.waitReady(t)
 
 	srv.SetFault("chat.postMessage", slackstandin.FailN(5, 500, 0))
@@ -224,7 +225,7 @@ func TestDepsBreakers(t *testing.T) {
 			}
 			return okHandler(d)
 		},
-	}, nil)
+	}, map[string]string{"KAFKA_BROKERS": strings.Join(kafkatest.New(t).Brokers, ",")})
 	r.waitReady(t)
 	b := got.Load().(function.Breakers)
 	if b.Slack == nil || b.Postgres != nil || len(b.All()) != 1 {

@@ -48,7 +48,8 @@ func (f HandlerFunc) Handle(ctx context.Context, e event.Event) (*event.Event, e
 }
 
 // Needs says which dependencies a function uses; only those are connected
-// and checked for readiness.
+// and checked for readiness. Slack implies Kafka: a call Slack rate limits
+// is buffered in topic slack.retry.
 type Needs struct {
 	DB    bool
 	Kafka bool
@@ -62,7 +63,7 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
 	DB      *pgxpool.Pool     // when Needs.DB
-	Kafka   *kgo.Client       // when Needs.Kafka
+	Kafka   *kgo.Client       // when Needs.Kafka or Needs.Slack (rate-limited calls are buffered in Kafka)
 	Slack   *slackapi.Clients // when Needs.Slack
 	// Breakers guard DB and Slack (see package breaker): while one is
 	// open, calls through it fail at once with an error wrapping
@@ -153,7 +154,12 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 	if spec.Needs.Slack {
 		d.Breakers.Slack = newBreaker("slack")
 	}
-	closeDeps, err := connect(ctx, spec.Needs, d)
+	needs := spec.Needs
+	if needs.Slack {
+		// A call Slack rate limits is buffered in Kafka (slack.retry).
+		needs.Kafka = true
+	}
+	closeDeps, err := connect(ctx, needs, d)
 	if err != nil {
 		return err
 	}
@@ -166,7 +172,11 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 		if err != nil {
 			return fmt.Errorf("function %s: %w", spec.Name, err)
 		}
-		app, err = newReceiver(ctx, spec.Name, h, log, reg, d.Breakers)
+		var retry *slackRetrier
+		if d.Slack != nil && d.Kafka != nil {
+			retry = newSlackRetrier(spec.Name, d.Kafka, reg)
+		}
+		app, err = newReceiver(ctx, spec.Name, h, log, reg, d.Breakers, retry)
 		if err != nil {
 			return err
 		}
@@ -288,7 +298,8 @@ func connect(ctx context.Context, needs Needs, d *Deps) (_ func(), err error) {
 	}
 	if needs.Kafka {
 		if len(d.Config.KafkaBrokers) == 0 {
-			return nil, errors.New("KAFKA_BROKERS is required (make run provides an embedded cluster)")
+			return nil, errors.New("KAFKA_BROKERS is required (make run provides an embedded cluster); " +
+				"functions that use Slack need it too, for slack.retry")
 		}
 		d.Kafka, err = kafka.NewClient(d.Config.KafkaBrokers, d.Log, d.Metrics)
 		if err != nil {
@@ -297,7 +308,7 @@ func connect(ctx context.Context, needs Needs, d *Deps) (_ func(), err error) {
 		closers = append(closers, d.Kafka.Close)
 	}
 	if needs.Slack {
-		var opts []slackapi.Option
+		opts := []slackapi.Option{slackapi.WithMetrics(d.Metrics)}
 		if d.Breakers.Slack != nil {
 			opts = append(opts, slackapi.WithBreaker(d.Breakers.Slack))
 		}

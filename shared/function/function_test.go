@@ -250,6 +250,8 @@ func TestRunStartupErrors(t *testing.T) {
 			[]string{"DATABASE_URL"}, "", connectBug},
 		{"Kafka without KAFKA_BROKERS", function.Spec{Name: "f", Needs: function.Needs{Kafka: true}, Events: okHandler}, nil,
 			[]string{"KAFKA_BROKERS"}, "", connectBug},
+		{"Slack without KAFKA_BROKERS", function.Spec{Name: "f", Needs: function.Needs{Slack: true}, Events: okHandler}, nil,
+			[]string{"KAFKA_BROKERS", "slack.retry"}, "", ""},
 		{"malformed DATABASE_URL keeps the password out", function.Spec{Name: "f", Needs: function.Needs{DB: true}, Events: okHandler},
 			map[string]string{"DATABASE_URL": "postgres://coffee:hunter2@db:notaport/coffee"}, []string{"DATABASE_URL"}, "hunter2", connectBug},
 		{"bad configuration", function.Spec{Name: "f", Events: okHandler},
@@ -335,13 +337,13 @@ func TestNeedsSlack(t *testing.T) {
 		Name:  "test-fn",
 		Needs: function.Needs{Slack: true},
 		Events: func(d *function.Deps) (function.Handler, error) {
-			got.Store(d.Slack != nil && d.Kafka == nil && d.DB == nil && d.Config.SlackLocal)
+			got.Store(d.Slack != nil && d.Kafka != nil && d.DB == nil && d.Config.SlackLocal)
 			return okHandler(d)
 		},
-	}, nil)
+	}, map[string]string{"KAFKA_BROKERS": strings.Join(kafkatest.New(t).Brokers, ",")})
 	r.waitReady(t)
 	if !got.Load() {
-		t.Error("Deps: want Slack set (local stand-in config) and only Slack")
+		t.Error("Deps: want Slack set (local stand-in config), Kafka too (for slack.retry), and no DB")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,6 +31,7 @@ const (
 	outcomeRetry       = "retry"       // failed; 500, the broker retries
 	outcomePermanent   = "permanent"   // failed for good; 400, dead-lettered
 	outcomeUnavailable = "unavailable" // a downstream's breaker is open; 503
+	outcomeSlackRetry  = "slack_retry" // Slack rate limited; buffered in slack.retry (or dead-lettered), 200
 )
 
 // Reasons of coffeebuddy_events_rejected_total.
@@ -44,7 +46,7 @@ func newMetrics(name string, reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "coffeebuddy_events_total",
-			Help:        "CloudEvents handled, by type and outcome (ok, retry, permanent, unavailable).",
+			Help:        "CloudEvents handled, by type and outcome (ok, retry, permanent, unavailable, slack_retry).",
 			ConstLabels: fn,
 		}, []string{"type", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -89,12 +91,15 @@ type result struct {
 // Retry-After without calling the handler, and so it does when the
 // handler's error wraps breaker.ErrOpen: the broker backs off and retries.
 // A request that is not a CloudEvent gets 415, a malformed one 400.
+// When retry is set (the function uses Slack) and the handler's error wraps
+// *slack.RateLimitedError, the event is buffered in slack.retry (see
+// slackretry.go) and answered 200, or 500 if that fails.
 //
 // It decodes in the request's own goroutine: sdk-go's NewHTTPReceiveHandler
 // hands requests over an unbuffered channel shared by all requests, which
 // mixes up request contexts and stalls under cancellation
 // (cloudevents/sdk-go#1224, #1332).
-func newReceiver(_ context.Context, name string, h Handler, log *slog.Logger, reg prometheus.Registerer, breakers Breakers) (http.Handler, error) {
+func newReceiver(_ context.Context, name string, h Handler, log *slog.Logger, reg prometheus.Registerer, breakers Breakers, retry *slackRetrier) (http.Handler, error) {
 	m := newMetrics(name, reg)
 	unavailable := func(e event.Event, log *slog.Logger, err error) result {
 		m.events.WithLabelValues(e.Type(), outcomeUnavailable).Inc()
@@ -118,6 +123,7 @@ func newReceiver(_ context.Context, name string, h Handler, log *slog.Logger, re
 			return unavailable(e, log, err)
 		}
 		ctx = WithLogger(ctx, log)
+		ctx, note := slackapi.WithRateLimitNote(ctx)
 		reply, err := func() (_ *event.Event, err error) {
 			defer func() {
 				if p := recover(); p != nil {
@@ -141,6 +147,10 @@ func newReceiver(_ context.Context, name string, h Handler, log *slog.Logger, re
 			return result{reply: reply, status: http.StatusOK}
 		case errors.Is(err, breaker.ErrOpen):
 			return unavailable(e, log, err)
+		case retry != nil && isRateLimited(err):
+			m.events.WithLabelValues(e.Type(), outcomeSlackRetry).Inc()
+			rl, _ := rateLimited(err)
+			return retry.buffer(ctx, e, rl, note.Method(), err)
 		case IsPermanent(err):
 			m.events.WithLabelValues(e.Type(), outcomePermanent).Inc()
 			observeLatency()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
 	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slack-go/slack"
 )
 
@@ -24,6 +25,8 @@ type Clients struct {
 	apiURL  string
 	httpCli *http.Client
 	breaker *breaker.Breaker // nil: no breaker
+	// metricsReg, set by WithMetrics, gets slack_api_rate_limited_total.
+	metricsReg prometheus.Registerer
 
 	mu  sync.Mutex
 	tok string
@@ -31,7 +34,8 @@ type Clients struct {
 }
 
 // NewClients returns a client source for token against apiURL
-// (SLACK_API_URL, ending in "/"). The function runtime adds WithBreaker.
+// (SLACK_API_URL, ending in "/"). The function runtime adds WithBreaker
+// and WithMetrics.
 func NewClients(token *config.Secret, apiURL string, opts ...Option) *Clients {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// Go's default keeps 2 idle connections per host; under load every
@@ -43,9 +47,13 @@ func NewClients(token *config.Secret, apiURL string, opts ...Option) *Clients {
 	for _, o := range opts {
 		o(c)
 	}
-	var rt http.RoundTripper = tr
+	rl := &rateLimitTransport{base: tr}
+	if c.metricsReg != nil {
+		rl.limited = newRateLimitedCounter(c.metricsReg)
+	}
+	var rt http.RoundTripper = rl
 	if c.breaker != nil {
-		rt = &breakerTransport{base: tr, b: c.breaker}
+		rt = &breakerTransport{base: rl, b: c.breaker}
 	}
 	// Every Slack call also carries the caller's context deadline; this is
 	// the backstop.
