@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ vet: ## go vet every module
 bench: ensure-postgres build ## Benchmarks and load drivers (see docs/benchmarks.md)
 	bash functions/slack-ingress/bench/run.sh
 	cd shared && go run ./cmd/scalebench -o ../.tmp/bench/scalebench.md
+
+ratelimit-bench: ensure-postgres build ## Sustained Slack rate limiting: 20 runs under 1 post/s/channel + 50 calls/min (see docs/benchmarks.md)
+	go build -o $(BIN)/ratelimitbench ./eventing/cmd/ratelimitbench
+	DEVSTACK_BIN=$(BIN) $(BIN)/ratelimitbench
 
 migrate-up: ## Apply all migrations to DATABASE_URL
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 1; }

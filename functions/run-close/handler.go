@@ -64,7 +64,10 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		return nil, err
 	}
 	if act.UserID != run.InitiatorUserID {
-		return nil, h.refuse(ctx, e.ID(), act, run)
+		return nil, h.refuse(ctx, e.ID(), act, fmt.Sprintf("Only <@%s> can close this run early.", run.InitiatorUserID), "not the initiator")
+	}
+	if run.Status != coffee.StatusActive {
+		return nil, h.refuse(ctx, e.ID(), act, notOpen(run), "already "+string(run.Status))
 	}
 	res, err := h.closer.Close(ctx, consumer, e.ID(), id, act.UserID, h.now().UTC(), log)
 	switch {
@@ -75,30 +78,28 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	case res.Run.ID == uuid.Nil:
 		log.Info("duplicate delivery ignored")
 	default:
-		// The click is recorded as processed; a failed ephemeral is logged,
-		// not retried (the retry would be a duplicate).
+		// Closed by last call between our read and the close: the run is
+		// closed either way, which the thread tells everyone.
 		log.Info("run already closed", "status", res.Run.Status)
-		if err := h.ephemeral(ctx, act, notOpen(res.Run)); err != nil {
-			log.Warn("could not tell the initiator", "err", err)
-		}
 	}
 	return nil, nil
 }
 
-// refuse tells a non-initiator who can close the run, once per click.
-func (h *Handler) refuse(ctx context.Context, ceID string, act events.RunAction, run coffee.Run) error {
-	log := function.Logger(ctx).With("run_id", run.ID, "user", act.UserID)
+// refuse answers a click that closes nothing, once per click: the answer
+// goes out before the click is recorded, so a failed post (a 429 included)
+// is retried rather than lost.
+func (h *Handler) refuse(ctx context.Context, ceID string, act events.RunAction, text, why string) error {
 	done, err := store.Processed(ctx, h.store.DB, consumer, ceID)
 	if err != nil || done {
 		return err
 	}
-	if err := h.ephemeral(ctx, act, fmt.Sprintf("Only <@%s> can close this run early.", run.InitiatorUserID)); err != nil {
+	if err := h.ephemeral(ctx, act, text); err != nil {
 		return err // retried: nothing recorded yet
 	}
 	if _, err := h.store.Once(ctx, consumer, ceID, func(pgx.Tx) error { return nil }); err != nil {
 		return err
 	}
-	log.Info("close refused: not the initiator")
+	function.Logger(ctx).Info("close refused: "+why, "user", act.UserID)
 	return nil
 }
 

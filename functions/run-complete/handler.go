@@ -78,7 +78,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		run, err = store.CompleteRun(ctx, tx, id, act.UserID, h.now())
 		if errors.Is(err, coffee.ErrNotRunner) || errors.Is(err, coffee.ErrAlreadyCompleted) || errors.Is(err, coffee.ErrNotActive) {
 			refused = err
-			return nil
+			return h.answer(ctx, act, refusal(run, refused))
 		}
 		if err != nil {
 			return err
@@ -93,7 +93,10 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 			Type: events.TypeRunCompleted, Source: source, Subject: run.ID.String(), Key: run.ID.String(),
 			Data: events.RunFact{RunID: run.ID.String(), UserID: act.UserID},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return h.answer(ctx, act, msgDone)
 	})
 	switch {
 	case errors.Is(err, coffee.ErrRunNotFound):
@@ -104,22 +107,25 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		log.Info("duplicate delivery ignored")
 		return nil, nil
 	}
-	text := msgDone
-	if refused == nil {
-		log.Info("run completed")
-		if err := h.outbox.Publish(ctx, outboxID); err != nil {
-			log.Warn("outbox publish deferred to the sweep", "err", err)
-		}
-	} else {
-		text = refusal(run, refused)
+	if refused != nil {
 		log.Info("completion refused", "reason", refused, "status", run.Status, "runner", run.RunnerUserID)
+		return nil, nil
 	}
-	// Committed as processed: a failed ephemeral is logged, not retried
-	// (the retry would be a duplicate).
-	if err := h.ephemeral(ctx, act, text); err != nil {
-		log.Warn("could not answer the clicker", "err", err)
+	log.Info("run completed")
+	if err := h.outbox.Publish(ctx, outboxID); err != nil {
+		log.Warn("outbox publish deferred to the sweep", "err", err)
 	}
 	return nil, nil
+}
+
+// answer tells the clicker the outcome, inside the transaction that records
+// it: if Slack refuses (a 429 included), nothing is committed and the whole
+// event is retried, so the answer is neither lost nor sent twice.
+func (h *Handler) answer(ctx context.Context, act events.RunAction, text string) error {
+	if err := h.ephemeral(ctx, act, text); err != nil {
+		return fmt.Errorf("answer the clicker: %w", err)
+	}
+	return nil
 }
 
 func refusal(run coffee.Run, err error) string {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"github.com/slack-go/slack"
 	"testing"
 	"time"
 
@@ -241,5 +243,32 @@ func TestBadEventsArePermanent(t *testing.T) {
 	}
 	if run := r.current(); run.Status != coffee.StatusClosed {
 		t.Fatalf("run %s after bad events", run.Status)
+	}
+}
+
+// TestRateLimitedAnswerRetriesTheWholeClick: when Slack rate-limits the
+// answer, nothing is committed and the error carries the rate limit (the
+// runtime buffers the event in slack.retry); the retried click completes the
+// run and answers exactly once.
+func TestRateLimitedAnswerRetriesTheWholeClick(t *testing.T) {
+	r := newRig(t, "U2", "U3")
+	r.slack.SetFault("chat.postEphemeral", slackstandin.FailN(1, 429, 2*time.Second))
+	_, err := r.h.Handle(context.Background(), r.click("ce-1", "U2"))
+	var rl *slack.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("Handle = %v, want an error carrying Slack's rate limit", err)
+	}
+	if got := r.current().Status; got != coffee.StatusClosed {
+		t.Fatalf("status %s after a rate-limited answer, want closed (rolled back)", got)
+	}
+	if n := r.count(`SELECT count(*) FROM outbox`); n != 0 {
+		t.Fatalf("%d outbox rows after a rolled-back completion", n)
+	}
+	r.handle(r.click("ce-1", "U2")) // the same event, back from slack.retry
+	if got := r.current().Status; got != coffee.StatusCompleted {
+		t.Fatalf("status %s after the retry, want completed", got)
+	}
+	if got := r.ephemerals("U2"); len(got) != 1 || got[0] != msgDone {
+		t.Fatalf("answers to the runner: %q, want exactly one %q", got, msgDone)
 	}
 }

@@ -69,12 +69,18 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
 		run, changed, err := store.SetVolunteer(ctx, tx, id, act.UserID)
 		out = outcome{run: run}
+		// Refusals are answered inside the transaction: if Slack refuses
+		// the answer (a 429 included), nothing is recorded and the click is
+		// retried rather than silently dropped.
 		if errors.Is(err, coffee.ErrNotActive) {
 			out.closed = true
-			return nil
+			return h.ephemeral(ctx, act, notOpen(run))
 		}
-		if err != nil || !changed {
+		if err != nil {
 			return err
+		}
+		if !changed {
+			return h.ephemeral(ctx, act, alreadyTaken(run, act.UserID))
 		}
 		out.set = true
 		if act.TeamID != "" && act.UserName != "" {
@@ -109,16 +115,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		}
 		return nil, nil
 	}
-	// Committed as processed: a failed ephemeral is logged, not retried
-	// (the retry would be a duplicate).
-	text := alreadyTaken(out.run, act.UserID)
-	if out.closed {
-		text = notOpen(out.run)
-	}
 	log.Info("volunteer not set", "status", out.run.Status, "volunteer", out.run.VolunteerUserID)
-	if err := h.ephemeral(ctx, act, text); err != nil {
-		log.Warn("could not tell the clicker", "err", err)
-	}
 	return nil, nil
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"github.com/slack-go/slack"
 	"testing"
 	"time"
 
@@ -180,5 +182,22 @@ func TestBadEventsArePermanent(t *testing.T) {
 	}
 	if n := r.count(`SELECT count(*) FROM processed_events`); n != 0 {
 		t.Fatalf("%d processed events from bad events", n)
+	}
+}
+
+// TestRateLimitedRefusalIsRetriedNotLost: a refusal Slack rate-limits is
+// not recorded, so the retried click answers exactly once.
+func TestRateLimitedRefusalIsRetriedNotLost(t *testing.T) {
+	r := newRig(t)
+	r.handle(r.click("ce-1", "U2"))
+	r.slack.SetFault("chat.postEphemeral", slackstandin.FailN(1, 429, time.Second))
+	_, err := r.h.Handle(context.Background(), r.click("ce-2", "U3"))
+	var rl *slack.RateLimitedError
+	if !errors.As(err, &rl) {
+		t.Fatalf("Handle = %v, want an error carrying Slack's rate limit", err)
+	}
+	r.handle(r.click("ce-2", "U3")) // back from slack.retry
+	if got := ephemeralTexts(r.slack, "U3"); len(got) != 1 || got[0] != "<@U2> already volunteered — thanks!" {
+		t.Fatalf("answers to U3: %q, want exactly one", got)
 	}
 }
