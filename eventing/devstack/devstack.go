@@ -136,14 +136,20 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	// Ports first: the Slack stand-in must know where the ingress listens.
 	ports := map[string]int{}
+	taken := map[int]bool{}
 	for _, n := range names {
 		if n == IngressName && !o.RandomPorts {
 			ports[n] = cfg.Port
 			continue
 		}
-		if ports[n], err = freePort(); err != nil {
-			return nil, err
+		// A port just released can come back from the next bind to :0:
+		// never hand one out twice.
+		for ports[n] = 0; ports[n] == 0 || taken[ports[n]]; {
+			if ports[n], err = freePort(); err != nil {
+				return nil, err
+			}
 		}
+		taken[ports[n]] = true
 	}
 	for _, n := range names {
 		s.Functions[n] = fmt.Sprintf("http://127.0.0.1:%d", ports[n])
@@ -169,7 +175,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 	for _, n := range names {
-		if err := waitReady(ctx, s.Functions[n], 60*time.Second); err != nil {
+		if err := waitReady(ctx, n, s.Functions[n], 60*time.Second); err != nil {
 			return nil, fmt.Errorf("devstack: %s not ready (log: %s): %w", n, filepath.Join(o.LogDir, n+".log"), err)
 		}
 	}
@@ -387,18 +393,17 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitReady(ctx context.Context, base string, limit time.Duration) error {
+// waitReady waits until the function called name answers readiness at
+// base, and checks that it is that function: another process that took its
+// port (the port was free when chosen) would otherwise be mistaken for it.
+func waitReady(ctx context.Context, name, base string, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/readiness", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if ok, err := ready(ctx, name, base); ok || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -406,6 +411,24 @@ func waitReady(ctx context.Context, base string, limit time.Duration) error {
 		case <-tick.C:
 		}
 	}
+}
+
+func ready(ctx context.Context, name, base string) (bool, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/liveness", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, nil // not listening yet
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Coffeebuddy-Function"); got != name {
+		return false, fmt.Errorf("%s is answered by %q, not %s: its port was taken", base, got, name)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/readiness", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		return false, nil
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
 }
 
 const (

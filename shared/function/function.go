@@ -197,7 +197,12 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 		}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	// The liveness answer names the function, so a caller can tell it
+	// reached the process it meant to (devstack checks it).
+	mux.HandleFunc("GET /health/liveness", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Coffeebuddy-Function", spec.Name)
+		w.WriteHeader(http.StatusOK)
+	})
 	mux.HandleFunc("GET /health/readiness", func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
