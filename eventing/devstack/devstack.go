@@ -71,7 +71,10 @@ type Stack struct {
 	log     *slog.Logger
 	tempDir string
 	ownTemp bool
-	procs   []*exec.Cmd
+	procs   map[string]*proc // fixed after Start; a proc's cmd changes on restart (mu)
+	mu      sync.Mutex
+	env     []string
+	binDir  string
 	stops   []func()
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -86,7 +89,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stack{log: o.Log, Functions: map[string]string{}}
+	s := &Stack{log: o.Log, Functions: map[string]string{}, procs: map[string]*proc{}}
 	defer func() {
 		if err != nil {
 			s.Close() // s, not the nil result: stop what did start
@@ -134,43 +137,43 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	// Ports first: the Slack stand-in must know where the ingress listens.
-	ports := map[string]int{}
-	taken := map[int]bool{}
+	// Sockets first: the Slack stand-in must know where the ingress
+	// listens. The stack binds every function's socket itself and hands it
+	// to the process (socket activation), so no other process can take a
+	// port between choosing and binding it, and a restarted function
+	// serves the same socket.
 	for _, n := range names {
+		addr := "127.0.0.1:0"
 		if n == IngressName && !o.RandomPorts {
-			ports[n] = cfg.Port
-			continue
+			addr = fmt.Sprintf("127.0.0.1:%d", cfg.Port)
 		}
-		// A port just released can come back from the next bind to :0:
-		// never hand one out twice.
-		for ports[n] = 0; ports[n] == 0 || taken[ports[n]]; {
-			if ports[n], err = freePort(); err != nil {
-				return nil, err
-			}
+		p, err := s.listen(n, addr, o.LogDir)
+		if err != nil {
+			return nil, err
 		}
-		taken[ports[n]] = true
-	}
-	for _, n := range names {
-		s.Functions[n] = fmt.Sprintf("http://127.0.0.1:%d", ports[n])
+		s.procs[n] = p
+		s.Functions[n] = "http://" + p.addr
 	}
 	s.IngressURL = s.Functions[IngressName]
 
-	env := map[string]string{
-		"DATABASE_URL":  s.DatabaseURL,
-		"KAFKA_BROKERS": strings.Join(s.Brokers, ","),
+	env := []string{
+		"DATABASE_URL=" + s.DatabaseURL,
+		"KAFKA_BROKERS=" + strings.Join(s.Brokers, ","),
 	}
 	if cfg.SlackLocal {
 		if err := s.startSlack(o); err != nil {
 			return nil, err
 		}
-		env["SLACK_API_URL"] = s.Slack.APIURL()
-		env["SLACK_BOT_TOKEN"] = config.LocalSlackBotToken
-		env["SLACK_SIGNING_SECRET"] = config.LocalSlackSigningSecret
+		env = append(env,
+			"SLACK_API_URL="+s.Slack.APIURL(),
+			"SLACK_BOT_TOKEN="+config.LocalSlackBotToken,
+			"SLACK_SIGNING_SECRET="+config.LocalSlackSigningSecret)
 	}
+	s.env = functionEnv(o, env)
+	s.binDir = o.BinDir
 
 	for _, n := range names {
-		if err := s.startFunction(o, n, ports[n], env); err != nil {
+		if err := s.startProc(s.procs[n]); err != nil {
 			return nil, err
 		}
 	}
@@ -258,35 +261,104 @@ func (s *Stack) startSlack(o Options) error {
 	return nil
 }
 
-func (s *Stack) startFunction(o Options, name string, port int, env map[string]string) error {
-	logf, err := os.Create(filepath.Join(o.LogDir, name+".log"))
+// proc is one function process and the socket it serves, which outlives
+// the process so that a restart serves the same address.
+type proc struct {
+	name string
+	addr string
+	ln   *os.File
+	logf *os.File
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+func (s *Stack) listen(name, addr, logDir string) (*proc, error) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("devstack: %w", err)
+		return nil, fmt.Errorf("devstack: %s: listen on %s: %w", name, addr, err)
 	}
-	cmd := exec.Command(filepath.Join(o.BinDir, name))
-	// The configuration contract passes through from Options.Getenv (so a
-	// test's environment is hermetic); the stack's own wiring wins.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	f, err := l.(*net.TCPListener).File()
+	l.Close() // f is a duplicate that keeps the socket open
+	if err != nil {
+		return nil, fmt.Errorf("devstack: %s: socket: %w", name, err)
+	}
+	logf, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	s.stops = append(s.stops, func() { f.Close(); logf.Close() })
+	return &proc{name: name, addr: l.Addr().String(), ln: f, logf: logf}, nil
+}
+
+// functionEnv is every function's environment: the configuration contract
+// passes through from Options.Getenv (so a test's environment is
+// hermetic); the stack's own wiring wins.
+func functionEnv(o Options, wiring []string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for _, k := range passThrough {
 		if v := o.Getenv(k); v != "" {
-			cmd.Env = append(cmd.Env, k+"="+v)
+			env = append(env, k+"="+v)
 		}
 	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// LISTEN_FDS: the socket is the child's descriptor 3 (ExtraFiles[0]).
+	return append(append(env, wiring...), "LISTEN_FDS=1")
+}
+
+func (s *Stack) startProc(p *proc) error {
+	cmd := exec.Command(filepath.Join(s.binDir, p.name))
+	cmd.Env = s.env
+	cmd.ExtraFiles = []*os.File{p.ln}
+	cmd.Stdout, cmd.Stderr = p.logf, p.logf
 	// Own process group: Ctrl-C reaches the stack, which stops functions
 	// in order (SIGTERM, drain) instead of all dying at once.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("devstack: start %s: %w", name, err)
+		return fmt.Errorf("devstack: start %s: %w", p.name, err)
 	}
-	s.procs = append(s.procs, cmd)
-	s.stops = append(s.stops, func() { logf.Close() })
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	p.cmd, p.done = cmd, done
+	s.mu.Unlock()
 	return nil
+}
+
+// KillFunction kills the function's process at once (SIGKILL: no drain),
+// as a crashed or evicted pod would die. Its socket stays bound, so
+// requests queue until StartFunction.
+func (s *Stack) KillFunction(name string) error {
+	p, ok := s.procs[name]
+	if !ok {
+		return fmt.Errorf("devstack: no function %q", name)
+	}
+	s.mu.Lock()
+	cmd, done := p.cmd, p.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	return nil
+}
+
+// StartFunction starts a killed function again on its socket and waits
+// until it is ready.
+func (s *Stack) StartFunction(ctx context.Context, name string) error {
+	p, ok := s.procs[name]
+	if !ok {
+		return fmt.Errorf("devstack: no function %q", name)
+	}
+	select {
+	case <-p.done:
+	default:
+		return fmt.Errorf("devstack: %s is still running", name)
+	}
+	if err := s.startProc(p); err != nil {
+		return err
+	}
+	return waitReady(ctx, name, s.Functions[name], 60*time.Second)
 }
 
 func (s *Stack) startEventing(ctx context.Context, o Options) error {
@@ -334,17 +406,23 @@ func (s *Stack) Close() {
 		s.cancel()
 		s.wg.Wait()
 	}
+	s.mu.Lock()
+	var running []*proc
 	for _, p := range s.procs {
-		_ = p.Process.Signal(syscall.SIGTERM)
+		if p.cmd != nil {
+			running = append(running, p)
+		}
 	}
-	for _, p := range s.procs {
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
+	s.mu.Unlock()
+	for _, p := range running {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range running {
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
+			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	}
 	for i := len(s.stops) - 1; i >= 0; i-- {
@@ -382,15 +460,6 @@ func Build(ctx context.Context, root, binDir string, names []string) error {
 		return fmt.Errorf("devstack: go build: %w\n%s", err, out)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("devstack: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReady waits until the function called name answers readiness at

@@ -64,6 +64,14 @@ func startStack(t *testing.T, extraEnv map[string]string) *devstack.Stack {
 // slash posts a /coffee command signed exactly as Slack signs it.
 func slash(t *testing.T, ingress, user, channel, text string) (int, string) {
 	t.Helper()
+	status, body, err := trySlash(ingress, user, channel, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, body
+}
+
+func trySlash(ingress, user, channel, text string) (int, string, error) {
 	form := url.Values{
 		"token": {"legacy-verification-token"}, "team_id": {"T0001"}, "team_domain": {"acme"},
 		"channel_id": {channel}, "channel_name": {"coffee"}, "user_id": {user}, "user_name": {strings.ToLower(user)},
@@ -79,11 +87,11 @@ func slash(t *testing.T, ingress, user, channel, text string) (int, string) {
 	req.Header.Set(slackapi.HeaderSignature, slackapi.Sign(config.LocalSlackSigningSecret, ts, []byte(body)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), nil
 }
 
 // TestCoffeeCommandEndToEnd drives the first flow through every layer:
@@ -214,5 +222,44 @@ func TestCoffeeCommandEndToEnd(t *testing.T) {
 	}
 	if n := len(s.Slack.Calls("chat.postMessage")); n != 1 {
 		t.Errorf("%d chat.postMessage calls, want 1", n)
+	}
+}
+
+// A killed function keeps its address: the stack holds the socket, so a
+// request sent while the process is down waits in the backlog and is
+// answered by the restarted process, and no other process can take the port.
+func TestKilledFunctionRestartsOnItsSocket(t *testing.T) {
+	s := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.KillFunction(devstack.IngressName); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		status, _, err := trySlash(s.IngressURL, "U0ALICE", "C0KILL", "")
+		if err != nil {
+			t.Errorf("/coffee while the ingress was down: %v", err)
+		}
+		answered <- status
+	}()
+	select {
+	case status := <-answered:
+		t.Fatalf("answered %d while the ingress was down", status)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := s.StartFunction(ctx, devstack.IngressName); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case status := <-answered:
+		if status != http.StatusOK {
+			t.Fatalf("queued /coffee answered %d after the restart, want 200", status)
+		}
+	case <-ctx.Done():
+		t.Fatal("queued /coffee never answered after the restart")
+	}
+	if _, err := s.Slack.WaitForCalls(ctx, "chat.postMessage", 1); err != nil {
+		t.Fatalf("the queued /coffee was not carried through: %v", err)
 	}
 }

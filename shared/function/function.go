@@ -122,7 +122,11 @@ type Spec struct {
 func Main(spec Spec) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := Run(ctx, spec, os.Getenv, os.Stdout, nil); err != nil {
+	ln, err := inheritedListener(os.Getenv)
+	if err == nil {
+		err = Run(ctx, spec, os.Getenv, os.Stdout, ln)
+	}
+	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("exit", "function", spec.Name, "err", err)
 		os.Exit(1)
 	}
