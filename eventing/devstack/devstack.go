@@ -67,6 +67,10 @@ type Stack struct {
 	Slack       *slackstandin.Server // nil with real Slack
 	Functions   map[string]string    // name -> base URL
 	LogDir      string
+	// The embedded PostgreSQL and Kafka, for fault injection; nil when the
+	// stack uses DATABASE_URL / KAFKA_BROKERS.
+	Postgres *pgcluster.Cluster
+	Kafka    *kafkaembed.Cluster
 
 	log     *slog.Logger
 	tempDir string
@@ -207,6 +211,7 @@ func (s *Stack) startPostgres(ctx context.Context, o Options, cfg config.Config)
 			}
 		})
 		s.DatabaseURL = pg.URL()
+		s.Postgres = pg
 	}
 	if err := postgres.MigrateUp(ctx, s.DatabaseURL); err != nil {
 		return err
@@ -228,11 +233,14 @@ func (s *Stack) startKafka(ctx context.Context, o Options, cfg config.Config) er
 	if ports == nil && !o.RandomPorts {
 		ports = kafkaembed.DefaultPorts
 	}
-	k, err := kafkaembed.Start(ctx, ports, events.Topics)
+	// Persisted, so that the fault suite can stop and restart the cluster
+	// with its records and committed offsets intact, as a real one would.
+	k, err := kafkaembed.StartWith(ctx, kafkaembed.Options{Ports: ports, DataDir: filepath.Join(o.TempDir, "kafka"), Topics: events.Topics})
 	if err != nil {
 		return err
 	}
 	s.stops = append(s.stops, k.Close)
+	s.Kafka = k
 	s.Brokers = k.Brokers()
 	return nil
 }
@@ -430,6 +438,26 @@ func (s *Stack) Close() {
 	}
 	if s.ownTemp {
 		_ = os.RemoveAll(s.tempDir)
+	}
+}
+
+// RepoRoot walks up from the working directory to the one holding go.work:
+// the commands (make run, demo, benchmarks, chaos) run from anywhere inside
+// the repository.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the current directory; run from the repository")
+		}
+		dir = parent
 	}
 }
 

@@ -53,7 +53,7 @@ func (p *Player) RunMessage(ctx context.Context) (slackstandin.Message, string, 
 		msgs := p.Slack.Messages(p.Channel)
 		for i := len(msgs) - 1; i >= 0; i-- {
 			if msgs[i].ThreadTS == "" {
-				if id := buttonValue(msgs[i].Blocks, blocks.ActionAddOrder); id != "" {
+				if id := ButtonValue(msgs[i].Blocks, blocks.ActionAddOrder); id != "" {
 					msg, runID = msgs[i], id
 					return true
 				}
@@ -66,7 +66,7 @@ func (p *Player) RunMessage(ctx context.Context) (slackstandin.Message, string, 
 
 // Click presses the button actionID on msg (in the channel, or in a DM).
 func (p *Player) Click(ctx context.Context, u User, msg slackstandin.Message, actionID string) error {
-	value := buttonValue(msg.Blocks, actionID)
+	value := ButtonValue(msg.Blocks, actionID)
 	if value == "" {
 		return fmt.Errorf("message %s has no %s button", msg.TS, actionID)
 	}
@@ -208,8 +208,9 @@ func (p *Player) until(ctx context.Context, what string, cond func() bool) error
 	return nil
 }
 
-// buttonValue finds the value of the button actionID in Block Kit JSON.
-func buttonValue(raw json.RawMessage, actionID string) string {
+// ButtonValue finds the value of the button actionID in Block Kit JSON (""
+// when there is none).
+func ButtonValue(raw json.RawMessage, actionID string) string {
 	v, _ := findButton(raw, actionID)
 	return v
 }

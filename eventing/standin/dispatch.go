@@ -135,9 +135,16 @@ func (s *StandIn) post(stop context.Context, target string, ev event.Event, time
 
 // sendWithRetries delivers ev to target with d's retry policy. It returns
 // the last attempt's result, or errStopped if stop ended the retries.
-func (s *StandIn) sendWithRetries(stop context.Context, log *slog.Logger, target string, ev event.Event, d delivery) (attemptResult, error) {
+// Attempts to a subscriber (not to a dead-letter sink) carry the injected
+// duplicates, see postCopies.
+func (s *StandIn) sendWithRetries(stop context.Context, log *slog.Logger, target string, ev event.Event, d delivery, toSubscriber bool) (attemptResult, error) {
 	for attempt := 1; ; attempt++ {
-		res := s.post(stop, target, ev, d.timeout)
+		var res attemptResult
+		if toSubscriber {
+			res = s.postCopies(stop, log, attempt, target, ev, d.timeout)
+		} else {
+			res = s.post(stop, target, ev, d.timeout)
+		}
 		alog := log.With(slog.Int("attempt", attempt), slog.Int("status", res.status))
 		if res.ok() {
 			alog.Debug("delivered")
@@ -189,7 +196,7 @@ func (s *StandIn) deliver(stop context.Context, m *Manifests, r *route, ev event
 		res, err = s.retryResolve(stop, log, r, ev)
 		target = r.subscriber.String()
 	} else {
-		res, err = s.sendWithRetries(stop, log, target, ev, r.delivery)
+		res, err = s.sendWithRetries(stop, log, target, ev, r.delivery, true)
 	}
 	if err != nil {
 		return err
@@ -220,7 +227,7 @@ func (s *StandIn) retryResolve(stop context.Context, log *slog.Logger, r *route,
 		}
 		rest := r.delivery
 		rest.retry -= attempt
-		return s.sendWithRetries(stop, log, target, ev, rest)
+		return s.sendWithRetries(stop, log, target, ev, rest, true)
 	}
 	return res, nil
 }
@@ -300,7 +307,7 @@ func (s *StandIn) deadLetter(stop context.Context, log *slog.Logger, m *Manifest
 	}
 	d := r.delivery
 	d.deadLetter = nil
-	out, err := s.sendWithRetries(stop, dlog, dlTarget, dl, d)
+	out, err := s.sendWithRetries(stop, dlog, dlTarget, dl, d, false)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
@@ -52,6 +53,10 @@ type Config struct {
 	// a change in Dir: with nil once the new routing is live (consumers
 	// joined), or with the error that kept the previous routing running.
 	OnReload func(error)
+	// Copies injects duplicate delivery, for fault-injection runs: every
+	// attempt to deliver an event to a subscriber is sent this many times
+	// at once (0 or 1: once). See SetCopies.
+	Copies int
 }
 
 // StandIn runs the local eventing data plane.
@@ -69,6 +74,9 @@ type StandIn struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	copies     atomic.Int64 // see Config.Copies
+	copiesSent atomic.Int64
 }
 
 // New loads cfg.Dir and prepares a stand-in; Run starts it.
@@ -104,10 +112,12 @@ func New(cfg Config) (*StandIn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("standin: %w", err)
 	}
-	return &StandIn{
+	si := &StandIn{
 		cfg: cfg, log: log, http: hc, producer: producer,
 		m: m, fp: fp, ready: make(chan struct{}),
-	}, nil
+	}
+	si.SetCopies(cfg.Copies)
+	return si, nil
 }
 
 // Ready is closed once the first routing is live: every Trigger's consumer

@@ -50,6 +50,31 @@ func FailN(n int, status int, retryAfter time.Duration) FaultFunc {
 	}
 }
 
+// FailFraction returns a FaultFunc that fails about fraction of the calls it
+// sees with status (and retryAfter) and lets the rest through. Which calls
+// fail is decided by the call's position in the sequence seen and by seed
+// alone, so a run is reproducible; fraction ≤ 0 fails none, ≥ 1 fails all.
+// It is safe for concurrent use.
+func FailFraction(fraction float64, status int, retryAfter time.Duration, seed uint64) FaultFunc {
+	var seen atomic.Uint64
+	return func(Call) (int, time.Duration, bool) {
+		n := seen.Add(1)
+		// The n-th output of SplitMix64 seeded with seed, as 53 random bits
+		// in [0, 1): no shared generator state to lock.
+		if float64(mix64(seed+n*0x9e3779b97f4a7c15)>>11)/(1<<53) >= fraction {
+			return 0, 0, false
+		}
+		return status, retryAfter, true
+	}
+}
+
+// mix64 is SplitMix64's output function (Vigna).
+func mix64(x uint64) uint64 {
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
 // SetFault installs f for method (an API method name or MethodResponseURL),
 // replacing any previous one; a nil f removes it.
 func (s *Server) SetFault(method string, f FaultFunc) {
@@ -62,17 +87,31 @@ func (s *Server) SetFault(method string, f FaultFunc) {
 	s.faults[method] = f
 }
 
-// ClearFaults removes every installed fault.
+// faultAll keys the all-methods fault in Server.faults; no Slack method
+// name starts with "/", so it cannot shadow a method's own fault.
+const faultAll = "/all"
+
+// SetFaultAll installs f for every Web API method without a fault of its
+// own (SetFault wins), replacing any previous one; a nil f removes it.
+// Response URLs are not affected: Slack serves them apart from the Web API.
+func (s *Server) SetFaultAll(f FaultFunc) { s.SetFault(faultAll, f) }
+
+// ClearFaults removes every installed fault, SetFaultAll's included.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.faults)
 }
 
+// fault returns the fault for method: its own, else (for Web API methods)
+// the all-methods one.
 func (s *Server) fault(method string) FaultFunc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.faults[method]
+	if f, ok := s.faults[method]; ok || method == MethodResponseURL {
+		return f
+	}
+	return s.faults[faultAll]
 }
 
 // recordLocked appends c and wakes WaitForCalls. s.mu must be held.

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -29,17 +28,9 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root, err := os.Getwd()
+	root, err := devstack.RepoRoot()
 	if err != nil {
 		return err
-	}
-	for ; ; root = filepath.Dir(root) {
-		if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
-			break
-		}
-		if filepath.Dir(root) == root {
-			return fmt.Errorf("run from inside the repository")
-		}
 	}
 	step("Starting CoffeeBuddy's local stack (PostgreSQL, Kafka, functions, eventing, Slack stand-in)…")
 	s, err := devstack.Start(ctx, devstack.Options{

@@ -29,7 +29,7 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root, err := repoRoot()
+	root, err := devstack.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -85,22 +85,4 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 	fmt.Fprintf(w, "\n  Logs              %s/<function>.log (JSON)\n", rel(s.LogDir))
 	fmt.Fprintf(w, "  Real Slack app    deploy/slack-app-manifest.yaml; see README \"Connect a real Slack app\"\n")
 	fmt.Fprintf(w, "\nCtrl-C stops everything and removes temporary data.\n\n")
-}
-
-// repoRoot walks up to the directory holding go.work.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.work above the current directory; run from the repository")
-		}
-		dir = parent
-	}
 }

@@ -19,13 +19,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -70,7 +68,7 @@ func run() (int, error) {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root, err := repoRoot()
+	root, err := devstack.RepoRoot()
 	if err != nil {
 		return 1, err
 	}
@@ -637,21 +635,6 @@ func (rep report) print(w *os.File, cfg config, runs []*runResult, sl *slackstan
 }
 
 // ---- helpers ---------------------------------------------------------------
-
-func repoRoot() (string, error) {
-	root, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for ; ; root = filepath.Dir(root) {
-		if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
-			return root, nil
-		}
-		if filepath.Dir(root) == root {
-			return "", errors.New("run from inside the repository")
-		}
-	}
-}
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))

@@ -1,7 +1,8 @@
 // Package pgcluster starts a throwaway PostgreSQL cluster from the local
 // server binaries (initdb + postgres), for `make run` without DATABASE_URL and
 // for tests. It trades durability for speed (fsync off) and removes all data
-// on Stop.
+// on Stop. StopServer, StartServer and Restart stop and start the server on
+// the same port and data, for fault injection.
 package pgcluster
 
 import (
@@ -41,17 +42,29 @@ type Options struct {
 
 // Cluster is a running ephemeral PostgreSQL server.
 type Cluster struct {
-	dir     string
-	dataDir string
-	sockDir string
-	port    int
-	cmd     *exec.Cmd
-	logFile *os.File
-	exited  chan struct{} // closed once the server process has been reaped
-	waitErr error
+	dir      string
+	dataDir  string
+	sockDir  string
+	port     int
+	postgres string // server binary
+	cred     *syscall.Credential
+	logw     io.Writer
+	timeout  time.Duration // start-up bound
+	logFile  *os.File
+
+	mu      sync.Mutex // guards srv and stopped; held across server start/stop
+	srv     *server    // nil while the server is stopped
+	stopped bool       // Stop ran: the directory is gone
 
 	stopOnce sync.Once
 	stopErr  error
+}
+
+// server is one run of the postgres process.
+type server struct {
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the process has been reaped
+	waitErr error         // set before exited closes
 }
 
 // installHint tells a newcomer how to get the server binaries.
@@ -85,15 +98,24 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 	c := &Cluster{
-		dir:     dir,
-		dataDir: filepath.Join(dir, "data"),
-		sockDir: filepath.Join(dir, "sock"),
-		exited:  make(chan struct{}),
+		dir:      dir,
+		dataDir:  filepath.Join(dir, "data"),
+		sockDir:  filepath.Join(dir, "sock"),
+		postgres: postgres,
+		cred:     cred,
+		timeout:  timeout,
 	}
 	defer func() {
 		if err != nil {
 			c.kill()
+			if c.logFile != nil {
+				_ = c.logFile.Close()
+			}
 			_ = os.RemoveAll(dir)
 		}
 	}()
@@ -111,15 +133,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open server log: %w", err)
 	}
-	var logw io.Writer = c.logFile
+	c.logw = c.logFile
 	if opts.LogWriter != nil {
-		logw = io.MultiWriter(c.logFile, opts.LogWriter)
+		c.logw = io.MultiWriter(c.logFile, opts.LogWriter)
 	}
 
 	initCmd := exec.CommandContext(ctx, initdb,
 		"-D", c.dataDir, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync",
 		"--locale=C")
-	initCmd.Stdout, initCmd.Stderr = logw, logw
+	initCmd.Stdout, initCmd.Stderr = c.logw, c.logw
 	initCmd.Env = serverEnv()
 	initCmd.SysProcAttr = sysProcAttr(cred)
 	if err := initCmd.Run(); err != nil {
@@ -132,8 +154,16 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	if err := c.startServer(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
-	c.cmd = exec.Command(postgres,
+// startServer runs postgres on the cluster's data directory and port and
+// waits until it accepts connections. Callers hold c.mu or own c alone.
+func (c *Cluster) startServer(ctx context.Context) error {
+	cmd := exec.Command(c.postgres,
 		"-D", c.dataDir,
 		"-h", "127.0.0.1",
 		"-p", strconv.Itoa(c.port),
@@ -143,25 +173,70 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=300",
 	)
-	c.cmd.Stdout, c.cmd.Stderr = logw, logw
-	c.cmd.Env = serverEnv()
-	c.cmd.SysProcAttr = sysProcAttr(cred)
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
+	cmd.Stdout, cmd.Stderr = c.logw, c.logw
+	cmd.Env = serverEnv()
+	cmd.SysProcAttr = sysProcAttr(c.cred)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
 	}
+	srv := &server{cmd: cmd, exited: make(chan struct{})}
 	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
+		srv.waitErr = cmd.Wait()
+		close(srv.exited)
 	}()
+	c.srv = srv
+	if err := c.waitReady(ctx, srv, c.timeout); err != nil {
+		c.kill()
+		return err
+	}
+	return nil
+}
 
-	timeout := opts.StartTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
+// StopServer shuts the server down (fast shutdown, as pg_ctl stop -m fast:
+// SIGINT to the postmaster, which checkpoints) and keeps the data directory,
+// so StartServer brings the same data back. Clients' connections break.
+// Stopping a stopped server does nothing.
+func (c *Cluster) StopServer(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.stopServer(ctx); err != nil {
+		return fmt.Errorf("pgcluster: stop server: %w", err)
 	}
-	if err := c.waitReady(ctx, timeout); err != nil {
-		return nil, err
+	return nil
+}
+
+// StartServer starts a stopped server again on the same port and data.
+// Starting a running server does nothing.
+func (c *Cluster) StartServer(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgcluster: start server: cluster was stopped and removed")
 	}
-	return c, nil
+	if c.srv != nil {
+		return nil
+	}
+	if err := c.startServer(ctx); err != nil {
+		return fmt.Errorf("pgcluster: start server: %w", err)
+	}
+	return nil
+}
+
+// Restart stops the server (fast shutdown) and starts it again on the same
+// port and data, for fault injection.
+func (c *Cluster) Restart(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgcluster: restart: cluster was stopped and removed")
+	}
+	if err := c.stopServer(ctx); err != nil {
+		return fmt.Errorf("pgcluster: restart: %w", err)
+	}
+	if err := c.startServer(ctx); err != nil {
+		return fmt.Errorf("pgcluster: restart: %w", err)
+	}
+	return nil
 }
 
 // URL is the admin URL of the cluster's default database.
@@ -189,28 +264,12 @@ func (c *Cluster) Dir() string { return c.dir }
 // removes the cluster directory. It is safe to call more than once.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.stopped = true
 		var errs []error
-		if c.cmd != nil && c.cmd.Process != nil {
-			select {
-			case <-c.exited:
-			default:
-				if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-					errs = append(errs, fmt.Errorf("signal postgres: %w", err))
-				}
-				select {
-				case <-c.exited:
-				case <-time.After(30 * time.Second):
-					// Fast shutdown stuck: immediate shutdown, then kill.
-					_ = c.cmd.Process.Signal(syscall.SIGQUIT)
-					select {
-					case <-c.exited:
-					case <-time.After(5 * time.Second):
-						_ = c.cmd.Process.Kill()
-						<-c.exited
-					}
-					errs = append(errs, errors.New("postgres did not stop within 30s"))
-				}
-			}
+		if err := c.stopServer(context.Background()); err != nil {
+			errs = append(errs, err)
 		}
 		if c.logFile != nil {
 			_ = c.logFile.Close()
@@ -225,25 +284,68 @@ func (c *Cluster) Stop() error {
 	return c.stopErr
 }
 
-// kill is the failure path of Start: no clean shutdown needed.
-func (c *Cluster) kill() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = c.cmd.Process.Kill()
-		<-c.exited
+// stopServer does a fast shutdown of the running server, escalating to an
+// immediate shutdown and then SIGKILL if it hangs (30 s, or ctx). Callers
+// hold c.mu.
+func (c *Cluster) stopServer(ctx context.Context) error {
+	srv := c.srv
+	if srv == nil {
+		return nil
 	}
-	if c.logFile != nil {
-		_ = c.logFile.Close()
+	c.srv = nil
+	select {
+	case <-srv.exited:
+		return nil
+	default:
+	}
+	var errs []error
+	if err := srv.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		errs = append(errs, fmt.Errorf("signal postgres: %w", err))
+	}
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-srv.exited:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("postgres fast shutdown: %w", ctx.Err()))
+		srv.escalate()
+	case <-timer.C:
+		errs = append(errs, errors.New("postgres did not stop within 30s"))
+		srv.escalate()
+	}
+	return errors.Join(errs...)
+}
+
+// escalate ends a server that ignored a fast shutdown: immediate shutdown,
+// then kill.
+func (srv *server) escalate() {
+	_ = srv.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-srv.exited:
+	case <-time.After(5 * time.Second):
+		_ = srv.cmd.Process.Kill()
+		<-srv.exited
 	}
 }
 
-func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
+// kill is the failure path of a start: no clean shutdown needed. Callers
+// hold c.mu or own c alone.
+func (c *Cluster) kill() {
+	if srv := c.srv; srv != nil {
+		c.srv = nil
+		_ = srv.cmd.Process.Kill()
+		<-srv.exited
+	}
+}
+
+func (c *Cluster) waitReady(ctx context.Context, srv *server, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var lastErr error
 	for {
 		select {
-		case <-c.exited:
-			return fmt.Errorf("postgres exited during start-up: %v (log: %s)", c.waitErr, c.logTail())
+		case <-srv.exited:
+			return fmt.Errorf("postgres exited during start-up: %v (log: %s)", srv.waitErr, c.logTail())
 		default:
 		}
 		pingCtx, pingCancel := context.WithTimeout(ctx, 2*time.Second)
@@ -262,7 +364,7 @@ func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not accepting connections after %s: %w (last error: %v; log: %s)",
 				timeout, ctx.Err(), lastErr, c.logTail())
-		case <-c.exited:
+		case <-srv.exited:
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
