@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ test: ensure-postgres build ## go vet + tests of every module against real Postg
 	done; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+chaos: ensure-postgres build ## Fault-injection suite: 1,080 orders over 54 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple delivery (docs/reliability.md)
+	go build -o $(BIN)/chaos ./eventing/cmd/chaos
+	DEVSTACK_BIN=$(BIN) $(BIN)/chaos
 
 vet: ## go vet every module
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...); done

@@ -71,6 +71,10 @@ func slash(t *testing.T, ingress, user, channel, text string) (int, string) {
 	return status, body
 }
 
+// freshConn opens a connection per request, as Slack does: a pooled
+// connection to a process killed since would fail the request with EOF.
+var freshConn = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 func trySlash(ingress, user, channel, text string) (int, string, error) {
 	form := url.Values{
 		"token": {"legacy-verification-token"}, "team_id": {"T0001"}, "team_domain": {"acme"},
@@ -85,7 +89,7 @@ func trySlash(ingress, user, channel, text string) (int, string, error) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(slackapi.HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(slackapi.HeaderSignature, slackapi.Sign(config.LocalSlackSigningSecret, ts, []byte(body)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := freshConn.Do(req)
 	if err != nil {
 		return 0, "", err
 	}

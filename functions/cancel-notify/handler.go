@@ -11,6 +11,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -22,17 +23,21 @@ const consumer = "cancel-notify"
 type Handler struct {
 	store *store.Store
 	slack *slackapi.Clients
+	once  *slackonce.Poster
 }
 
 // New returns the handler.
-func New(s *store.Store, c *slackapi.Clients) *Handler { return &Handler{store: s, slack: c} }
+func New(s *store.Store, c *slackapi.Clients) *Handler {
+	return &Handler{store: s, slack: c, once: &slackonce.Poster{DB: s.DB, Slack: c}}
+}
 
 // Handle updates the run message in place and replies in its thread,
-// tagging every orderer. Both happen inside the processed-events
-// transaction: a redelivery after success does nothing, a Slack failure
-// rolls back and is retried by the broker. A run cancelled before it was
-// announced has no message and no thread: nothing is posted (run-announce
-// will show it as cancelled).
+// tagging every orderer. The reply is keyed "cancel:<run id>" (a run is
+// cancelled once), so neither a redelivery nor a retry after a crash
+// between Slack accepting it and our commit posts it twice; a Slack failure
+// is retried by the broker. A run cancelled before it was announced has no
+// message and no thread: nothing is posted (run-announce will show it as
+// cancelled).
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var fact events.RunCancelled
 	if err := e.DataAs(&fact); err != nil {
@@ -46,33 +51,40 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		return nil, function.Permanentf("run.cancelled for %s names no canceller", id)
 	}
 	log := function.Logger(ctx).With("run_id", id)
+	if done, err := store.Processed(ctx, h.store.DB, consumer, e.ID()); err != nil || done {
+		if done {
+			log.Info("duplicate delivery ignored")
+		}
+		return nil, err
+	}
+	run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
+	if errors.Is(err, coffee.ErrRunNotFound) {
+		return nil, function.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if run.Status != coffee.StatusCancelled {
+		return nil, function.Permanentf("run %s is %s, not cancelled", id, run.Status)
+	}
 	var ts string
 	var orderers []string
-	var announced bool
-	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
-		run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
-		if errors.Is(err, coffee.ErrRunNotFound) {
-			return function.Permanent(err)
-		}
-		if err != nil {
-			return err
-		}
-		if run.Status != coffee.StatusCancelled {
-			return function.Permanentf("run %s is %s, not cancelled", id, run.Status)
-		}
-		if announced = run.SlackMessageTS != ""; !announced {
-			return nil
-		}
+	announced := run.SlackMessageTS != ""
+	if announced {
 		orders, err := store.RunOrders(ctx, h.store.DB, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, o := range orders {
 			orderers = append(orderers, o.UserID)
 		}
-		ts, err = runmsg.Reply(ctx, h.slack, run, blocks.CancelNotice(fact.CancelledBy, fact.Reason, orderers))
-		return err
-	})
+		ts, _, err = h.once.Post(ctx, "cancel:"+id.String(), run.ChannelID, run.SlackMessageTS,
+			blocks.CancelNotice(fact.CancelledBy, fact.Reason, orderers))
+		if err != nil {
+			return nil, err
+		}
+	}
+	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil })
 	switch {
 	case err != nil:
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -233,6 +234,32 @@ func TestSlackFailureIsRetriedNotLost(t *testing.T) {
 	}
 	if n := len(r.slack.Thread("C1", ts)); n != 1 {
 		t.Fatalf("%d thread replies, want 1", n)
+	}
+}
+
+// A crash between Slack accepting the notice and our commit: the retry
+// posts nothing and marks the event processed.
+func TestNoticeAlreadyPostedUnderItsKey(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			parent := r.announce()
+			fact := r.cancel("U1", "rain")
+			ts := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "cancel:"+r.run.String(), "C1", parent,
+				blocks.Message{Text: "cancelled"})
+			if _, err := r.h.Handle(context.Background(), cancelledEvent("ce-1", fact)); err != nil {
+				t.Fatal(err)
+			}
+			if thread := r.slack.Thread("C1", parent); len(thread) != 1 || thread[0].TS != ts {
+				t.Fatalf("thread = %+v, want only %s", thread, ts)
+			}
+			if r.processed() != 1 {
+				t.Fatal("event not recorded as processed")
+			}
+			if !r.slack.Messages("C1")[0].Edited {
+				t.Fatal("run message not updated in place")
+			}
+		})
 	}
 }
 

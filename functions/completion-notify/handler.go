@@ -12,6 +12,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,15 +24,21 @@ const consumer = "completion-notify"
 type Handler struct {
 	store *store.Store
 	slack *slackapi.Clients
+	once  *slackonce.Poster
 }
 
 // New returns the handler.
-func New(s *store.Store, sl *slackapi.Clients) *Handler { return &Handler{store: s, slack: sl} }
+func New(s *store.Store, sl *slackapi.Clients) *Handler {
+	return &Handler{store: s, slack: sl, once: &slackonce.Poster{DB: s.DB, Slack: sl}}
+}
 
-// Handle updates the run message in place (delivered) and posts, once per
-// event, the completion reply in the run's thread, tagging every orderer
-// once and thanking the runner. A failure before the reply is retried
-// whole; the message update is idempotent (rendered from the database).
+// Handle updates the run message in place (delivered) and posts the
+// completion reply in the run's thread, tagging every orderer once and
+// thanking the runner. The reply is keyed "completion:<run id>" (a run
+// completes once), so neither a redelivery nor a retry after a crash
+// between Slack accepting it and our commit posts it twice. A failure is
+// retried whole; the message update is idempotent (rendered from the
+// database).
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var fact events.RunFact
 	if err := e.DataAs(&fact); err != nil {
@@ -66,7 +73,8 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := runmsg.Reply(ctx, h.slack, run, blocks.CompletionReply(run, orders)); err != nil {
+	if _, _, err := h.once.Post(ctx, "completion:"+id.String(), run.ChannelID, run.SlackMessageTS,
+		blocks.CompletionReply(run, orders)); err != nil {
 		return nil, err
 	}
 	if _, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil }); err != nil {

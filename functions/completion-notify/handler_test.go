@@ -16,6 +16,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -155,6 +156,28 @@ func TestPendingAnnouncementAndSlackFailuresAreRetried(t *testing.T) {
 	r.handle(r.fact("ce-1"))
 	if n := len(r.slack.Thread("C1", r.ts)); n != 1 {
 		t.Fatalf("%d thread replies, want 1", n)
+	}
+}
+
+// A crash between Slack accepting the completion reply and our commit: the
+// retry posts nothing and marks the event processed.
+func TestCompletionAlreadyPostedUnderItsKey(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			r.announce()
+			r.complete()
+			ts := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "completion:"+r.run.ID.String(), "C1", r.ts,
+				blocks.Message{Text: "Coffee's here!"})
+			r.handle(r.fact("ce-1"))
+			r.handle(r.fact("ce-2")) // the fact again under another id
+			if thread := r.slack.Thread("C1", r.ts); len(thread) != 1 || thread[0].TS != ts {
+				t.Fatalf("thread = %+v, want only %s", thread, ts)
+			}
+			if n := functest.Count(t, r.db.Pool, `SELECT count(*) FROM processed_events WHERE consumer = 'completion-notify'`); n != 2 {
+				t.Fatalf("%d events marked processed, want 2", n)
+			}
+		})
 	}
 }
 

@@ -11,31 +11,32 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "run-announce"
 
-// Poster posts a channel message and returns its ts.
-type Poster interface {
-	Post(ctx context.Context, channel, text string, bl []slack.Block) (ts string, err error)
-}
-
 // Handler announces runs.
 type Handler struct {
 	store *store.Store
-	slack Poster
+	slack *slackapi.Clients
+	once  *slackonce.Poster
 }
 
 // New returns the handler.
-func New(s *store.Store, p Poster) *Handler { return &Handler{store: s, slack: p} }
+func New(s *store.Store, sl *slackapi.Clients) *Handler {
+	return &Handler{store: s, slack: sl, once: &slackonce.Poster{DB: s.DB, Slack: sl}}
+}
 
-// Handle posts the run message once and records its ts so later changes
-// update it in place.
+// Handle posts the run message once (keyed "run-message:<run id>", so a
+// retry after a crash between Slack accepting it and our commit finds it
+// instead of posting again) and records its ts so later changes update it
+// in place.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var msg events.RunCreated
 	if err := e.DataAs(&msg); err != nil {
@@ -62,7 +63,8 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	ts, err := h.slack.Post(ctx, run.ChannelID, blocks.RunMessageText(run, len(orders)), blocks.RunMessage(run, orders))
+	ts, posted, err := h.once.Post(ctx, "run-message:"+run.ID.String(), run.ChannelID, "",
+		blocks.Message{Text: blocks.RunMessageText(run, len(orders)), Blocks: blocks.RunMessage(run, orders)})
 	if err != nil {
 		return nil, fmt.Errorf("post run message: %w", err)
 	}
@@ -78,21 +80,13 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if err != nil {
 		return nil, err
 	}
-	log.Info("run announced", "ts", ts, "duplicate", dup)
+	if !posted {
+		// An earlier attempt posted the message as the run stood then;
+		// orders confirmed since found no ts to update, so show them now.
+		if _, err := runmsg.Refresh(ctx, h.store.DB, h.slack, run.ID); err != nil {
+			log.Warn("run message found posted but not refreshed", "ts", ts, "err", err)
+		}
+	}
+	log.Info("run announced", "ts", ts, "posted", posted, "duplicate", dup)
 	return nil, nil
-}
-
-// slackPoster posts through slack-go.
-type slackPoster struct{ clients *slackapi.Clients }
-
-func (p slackPoster) Post(ctx context.Context, channel, text string, bl []slack.Block) (string, error) {
-	cli, err := p.clients.Get()
-	if err != nil {
-		return "", err
-	}
-	_, ts, err := cli.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(bl...))
-	if err != nil {
-		return "", fmt.Errorf("chat.postMessage: %w", err)
-	}
-	return ts, nil
 }

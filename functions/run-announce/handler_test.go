@@ -6,10 +6,13 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -19,17 +22,18 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type rig struct {
-	db    *pgtest.DB
-	slack *slackstandin.Server
-	h     *Handler
-	run   uuid.UUID
+	db      *pgtest.DB
+	slack   *slackstandin.Server
+	clients *slackapi.Clients
+	h       *Handler
+	run     uuid.UUID
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	db := pgtest.New(t)
 	sl, clients := functest.Slack(t)
-	r := &rig{db: db, slack: sl, h: New(store.New(db.Pool), slackPoster{clients})}
+	r := &rig{db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients)}
 	now := time.Now().UTC()
 	err := pgx.BeginFunc(context.Background(), db.Pool, func(tx pgx.Tx) error {
 		run, err := store.CreateRun(context.Background(), tx, store.NewRun{
@@ -105,5 +109,40 @@ func TestUnknownRunIsPermanent(t *testing.T) {
 	_ = bad.SetData(event.ApplicationJSON, events.RunCreated{RunID: "not-a-uuid"})
 	if _, err := r.h.Handle(context.Background(), bad); !function.IsPermanent(err) {
 		t.Fatalf("Handle = %v, want permanent", err)
+	}
+}
+
+// A crash between Slack accepting the run message and the commit: the retry
+// posts nothing, yet records the message's ts and the audit row once, and
+// brings the message up to date.
+func TestRunMessageAlreadyPostedUnderItsKey(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			ctx := context.Background()
+			ts := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "run-message:"+r.run.String(), "C1", "",
+				blocks.Message{Text: "Coffee run (as it stood)"})
+			for _, id := range []string{"ce-1", "ce-1"} {
+				if _, err := r.h.Handle(ctx, r.created(id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(r.slack.Calls("chat.postMessage")); n != 1 {
+				t.Fatalf("%d chat.postMessage calls, want only the crashed attempt's", n)
+			}
+			run, err := store.GetRun(ctx, r.db.Pool, r.run)
+			if err != nil || run.SlackMessageTS != ts {
+				t.Fatalf("slack_message_ts = %q, want %q (%v)", run.SlackMessageTS, ts, err)
+			}
+			if n := functest.Count(t, r.db.Pool, `SELECT count(*) FROM audit_logs WHERE event_type = 'run_announced' AND run_id = $1 AND details->>'ts' = $2`, r.run, ts); n != 1 {
+				t.Fatalf("%d run_announced audit rows, want 1", n)
+			}
+			if n := functest.Count(t, r.db.Pool, `SELECT count(*) FROM processed_events WHERE consumer = 'run-announce' AND ce_id = 'ce-1'`); n != 1 {
+				t.Fatalf("event not marked processed")
+			}
+			if msgs := r.slack.Messages("C1"); len(msgs) != 1 || !msgs[0].Edited || msgs[0].Text == "Coffee run (as it stood)" {
+				t.Fatalf("found message not brought up to date: %+v", msgs)
+			}
+		})
 	}
 }

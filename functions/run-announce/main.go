@@ -12,7 +12,7 @@ func main() {
 		Name:  "run-announce",
 		Needs: function.Needs{DB: true, Slack: true},
 		Events: func(d *function.Deps) (function.Handler, error) {
-			return New(store.New(d.DB), slackPoster{d.Slack}), nil
+			return New(store.New(d.DB), d.Slack), nil
 		},
 	})
 }

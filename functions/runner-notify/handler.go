@@ -14,43 +14,38 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
-const (
-	consumer = "runner-notify"
-	// threadStep records (keyed by run id: a run closes once) that the
-	// thread reply was posted, so a retry after a failed DM does not post
-	// it again.
-	threadStep = consumer + "/thread"
-)
+const consumer = "runner-notify"
 
 // Handler tells the channel and the runner about an assignment.
 type Handler struct {
 	store *store.Store
 	slack *slackapi.Clients
+	once  *slackonce.Poster
 	now   func() time.Time
 }
 
-// New returns the handler.
+// New returns the handler; now stamps reminder_sent_at.
 func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
-	return &Handler{store: s, slack: sl, now: now}
+	return &Handler{store: s, slack: sl, once: &slackonce.Poster{DB: s.DB, Slack: sl}, now: now}
 }
 
 // Handle runs three steps, each safe to repeat, so a retry after any
-// failure finishes the job without doubling a message:
+// failure (a crash between Slack accepting a post and our commit included)
+// finishes the job without doubling a message:
 //
 //  1. the run message is re-rendered in place (idempotent);
 //  2. the thread reply (who goes and why, or that nobody ordered) is
-//     posted unless it was already (threadStep, once per run);
-//  3. the runner is DMed unless reminder_sent_at says a DM went out; after
-//     Slack accepted it, reminder_sent_at and the runner_dmed audit row are
-//     written in the transaction that marks the event processed.
-//
-// A crash between Slack accepting the DM and that commit is the one case
-// that sends it twice: the DB cannot know about a DM before Slack took it.
+//     posted once per run (slackonce key "assignment:<run id>");
+//  3. the runner is DMed once per run (key "runner-dm:<run id>") unless
+//     reminder_sent_at says a DM went out; then reminder_sent_at and the
+//     runner_dmed audit row are written in the transaction that marks the
+//     event processed, also when the DM was found already sent.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var rc events.RunClosed
 	if err := e.DataAs(&rc); err != nil {
@@ -89,7 +84,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		if err != nil {
 			return nil, err
 		}
-		if dmChannel, err = h.dm(ctx, run.RunnerUserID, blocks.RunnerDM(run, orders)); err != nil {
+		if dmChannel, _, _, err = h.once.DM(ctx, "runner-dm:"+id.String(), run.RunnerUserID, blocks.RunnerDM(run, orders)); err != nil {
 			return nil, err
 		}
 	}
@@ -119,24 +114,13 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	return nil, nil
 }
 
-// threadReply posts who goes and why, once per run. A cancelled run gets
-// none: cancel-notify has told the thread.
+// threadReply posts who goes and why, once per run (a run closes once). A
+// cancelled run gets none: cancel-notify has told the thread.
 func (h *Handler) threadReply(ctx context.Context, run coffee.Run, closedBy string) error {
 	if run.Status == coffee.StatusCancelled {
 		return nil
 	}
-	done, err := store.Processed(ctx, h.store.DB, threadStep, run.ID.String())
-	if err != nil || done {
-		return err
-	}
-	if _, err := runmsg.Reply(ctx, h.slack, run, blocks.AssignmentReply(run, closedBy)); err != nil {
-		return err
-	}
-	_, err = h.store.Once(ctx, threadStep, run.ID.String(), func(pgx.Tx) error { return nil })
+	_, _, err := h.once.Post(ctx, "assignment:"+run.ID.String(), run.ChannelID, run.SlackMessageTS,
+		blocks.AssignmentReply(run, closedBy))
 	return err
-}
-
-// dm DMs user msg and returns the DM channel.
-func (h *Handler) dm(ctx context.Context, user string, msg blocks.Message) (string, error) {
-	return h.slack.DM(ctx, user, msg.Options()...)
 }

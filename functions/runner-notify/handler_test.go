@@ -17,6 +17,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -250,6 +251,44 @@ func TestFailedDMIsRetriedWithoutRepeatingTheThread(t *testing.T) {
 	}
 	if got := r.threadTexts(); len(got) != 1 {
 		t.Fatalf("thread = %q, want one reply", got)
+	}
+}
+
+// A crash between Slack accepting the thread reply and the DM and our
+// commit: the retry posts neither again, yet records the DM (reminder_sent_at
+// and one runner_dmed row) and marks the event processed.
+func TestAlreadyPostedUnderTheKeysNothingPostedStateCommitted(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			r.openRun(threeOrders...)
+			e := r.closeRun("ce-1", "last_call")
+			key := r.run.ID.String()
+			reply := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "assignment:"+key, "C1", r.ts, blocks.Message{Text: "who goes"})
+			dm := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "runner-dm:"+key, r.slack.DMChannel("U2"), "", blocks.Message{Text: "your run"})
+			posts := len(r.slack.Calls("chat.postMessage"))
+			r.handle(e)
+			r.handle(e)
+			if n := len(r.slack.Calls("chat.postMessage")) - posts; n != 0 {
+				t.Fatalf("%d posts after the crash", n)
+			}
+			if got := r.slack.Thread("C1", r.ts); len(got) != 1 || got[0].TS != reply {
+				t.Fatalf("thread = %+v, want only %s", got, reply)
+			}
+			if got := r.slack.Messages(r.slack.DMChannel("U2")); len(got) != 1 || got[0].TS != dm {
+				t.Fatalf("DMs = %+v, want only %s", got, dm)
+			}
+			if run := r.current(); !run.ReminderSentAt.Equal(clock) {
+				t.Fatalf("reminder_sent_at = %v, want %v", run.ReminderSentAt, clock)
+			}
+			if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_dmed' AND ce_id = 'ce-1' AND details->>'dm_channel' = $1`,
+				r.slack.DMChannel("U2")); n != 1 {
+				t.Fatalf("%d runner_dmed rows, want 1", n)
+			}
+			if n := r.count(`SELECT count(*) FROM processed_events WHERE consumer = 'runner-notify' AND ce_id = 'ce-1'`); n != 1 {
+				t.Fatal("event not marked processed")
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -12,6 +13,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -22,21 +24,24 @@ const consumer = "runner-remind"
 // Handler reminds runners.
 type Handler struct {
 	store *store.Store
-	slack *slackapi.Clients
+	once  *slackonce.Poster
 	now   func() time.Time
 }
 
-// New returns the handler.
+// New returns the handler; now stamps reminder_sent_at.
 func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
-	return &Handler{store: s, slack: sl, now: now}
+	return &Handler{store: s, once: &slackonce.Poster{DB: s.DB, Slack: sl}, now: now}
 }
 
 // Handle DMs the runner the order summary again with the *Mark complete*
 // button, if the run is still closed (not completed or cancelled by now).
-// After Slack accepted the DM, reminder_sent_at (which run-tick's next
-// reminder counts from) and the runner_reminded audit row are written in
-// the transaction that marks the event processed; a redelivery of a
-// handled event sends nothing.
+// The DM is keyed "runner-remind:<run id>:<reminder count>": run-tick
+// counts a reminder when it claims it, so each reminder is one DM, even
+// when a crash came between Slack accepting it and our commit. After the
+// DM, reminder_sent_at (which run-tick's next reminder counts from) and the
+// runner_reminded audit row are written in the transaction that marks the
+// event processed, also when the DM was found already sent; a redelivery
+// of a handled event sends nothing.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var fact events.RunFact
 	if err := e.DataAs(&fact); err != nil {
@@ -66,7 +71,8 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		if err != nil {
 			return nil, err
 		}
-		if dmChannel, err = h.dm(ctx, run.RunnerUserID, blocks.RunnerReminder(run, orders)); err != nil {
+		key := fmt.Sprintf("runner-remind:%s:%d", id, run.ReminderCount)
+		if dmChannel, _, _, err = h.once.DM(ctx, key, run.RunnerUserID, blocks.RunnerReminder(run, orders)); err != nil {
 			return nil, err
 		}
 	}
@@ -91,9 +97,4 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		log.Info("runner reminded", "runner", run.RunnerUserID, "reminder", run.ReminderCount)
 	}
 	return nil, nil
-}
-
-// dm DMs user msg and returns the DM channel.
-func (h *Handler) dm(ctx context.Context, user string, msg blocks.Message) (string, error) {
-	return h.slack.DM(ctx, user, msg.Options()...)
 }

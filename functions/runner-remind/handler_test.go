@@ -14,6 +14,8 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -27,11 +29,12 @@ var clock = time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
 var dmedAt = clock.Add(-30 * time.Minute)
 
 type rig struct {
-	t     *testing.T
-	db    *pgtest.DB
-	slack *slackstandin.Server
-	h     *Handler
-	run   coffee.Run
+	t       *testing.T
+	db      *pgtest.DB
+	slack   *slackstandin.Server
+	clients *slackapi.Clients
+	h       *Handler
+	run     coffee.Run
 }
 
 // newRig has a run in C1 (initiator U1) closed 40 minutes ago with orders by
@@ -42,7 +45,7 @@ func newRig(t *testing.T) *rig {
 	ctx := context.Background()
 	db := pgtest.New(t)
 	sl, clients := functest.Slack(t)
-	r := &rig{t: t, db: db, slack: sl, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
+	r := &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
 	start := clock.Add(-50 * time.Minute)
 	r.run = functest.StartRun(t, db.Pool, store.NewRun{TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1",
 		LastCallAt: start.Add(10 * time.Minute), CreatedAt: start})
@@ -137,6 +140,46 @@ func TestRemindsTheRunnerOnce(t *testing.T) {
 	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_reminded' AND run_id = $1
 		AND ce_id = 'ce-1' AND details->>'runner' = 'U2'`, run.ID); n != 1 {
 		t.Fatalf("%d runner_reminded audit rows, want 1", n)
+	}
+}
+
+// A crash between Slack accepting the reminder and our commit: the retry
+// sends nothing, yet records the reminder once.
+func TestReminderAlreadySentUnderItsKey(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			ts := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "runner-remind:"+r.run.ID.String()+":1",
+				r.slack.DMChannel("U2"), "", blocks.Message{Text: "reminder"})
+			r.handle(r.due("ce-1"))
+			r.handle(r.due("ce-1"))
+			if dms := r.slack.Messages(r.slack.DMChannel("U2")); len(dms) != 1 || dms[0].TS != ts {
+				t.Fatalf("DMs = %+v, want only %s", dms, ts)
+			}
+			if run := r.current(); !run.ReminderSentAt.Equal(clock) {
+				t.Fatalf("reminder_sent_at = %v, want %v", run.ReminderSentAt, clock)
+			}
+			if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_reminded' AND ce_id = 'ce-1'`); n != 1 {
+				t.Fatalf("%d runner_reminded rows, want 1", n)
+			}
+		})
+	}
+}
+
+// Each reminder run-tick counts is its own DM.
+func TestNextReminderIsANewDM(t *testing.T) {
+	r := newRig(t)
+	r.handle(r.due("ce-1"))
+	r.tx(func(tx pgx.Tx) error {
+		due, err := store.ClaimReminders(context.Background(), tx, clock.Add(30*time.Minute), 20*time.Minute, 3)
+		if len(due) != 1 || due[0].ReminderCount != 2 {
+			t.Fatalf("second claim = %+v", due)
+		}
+		return err
+	})
+	r.handle(r.due("ce-2"))
+	if n := len(r.slack.Messages(r.slack.DMChannel("U2"))); n != 2 {
+		t.Fatalf("%d DMs after two reminders, want 2", n)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/runmsg"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,15 +24,21 @@ const consumer = "volunteer-notify"
 type Handler struct {
 	store *store.Store
 	slack *slackapi.Clients
+	once  *slackonce.Poster
 }
 
 // New returns the handler.
-func New(s *store.Store, sl *slackapi.Clients) *Handler { return &Handler{store: s, slack: sl} }
+func New(s *store.Store, sl *slackapi.Clients) *Handler {
+	return &Handler{store: s, slack: sl, once: &slackonce.Poster{DB: s.DB, Slack: sl}}
+}
 
 // Handle updates the run message in place (it now shows the volunteer) and
-// replies in the run's thread, once per event: a redelivery of a handled
-// event posts nothing. A failure before the reply is retried whole; the
-// message update is idempotent (rendered from the database).
+// replies in the run's thread, once per event: the reply is keyed
+// "volunteer:<CloudEvent id>" (a run's volunteer may change, and each
+// change is its own fact, whose id the outbox keeps across republishes), so
+// neither a redelivery nor a retry after a crash between Slack accepting it
+// and our commit posts it twice. A failure before the reply is retried
+// whole; the message update is idempotent (rendered from the database).
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var fact events.RunFact
 	if err := e.DataAs(&fact); err != nil {
@@ -69,16 +76,12 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		// cancel-notify has told the thread; a late "I'll go" would confuse.
 		log.Info("run cancelled: no volunteer reply")
 	default:
-		if err := h.reply(ctx, run, blocks.VolunteerReply(volunteer)); err != nil {
+		if _, _, err := h.once.Post(ctx, "volunteer:"+e.ID(), run.ChannelID, run.SlackMessageTS,
+			blocks.VolunteerReply(volunteer)); err != nil {
 			return nil, err
 		}
 		log.Info("volunteer announced", "volunteer", volunteer)
 	}
 	_, err = h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil })
 	return nil, err
-}
-
-func (h *Handler) reply(ctx context.Context, run coffee.Run, msg blocks.Message) error {
-	_, err := runmsg.Reply(ctx, h.slack, run, msg)
-	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -136,6 +137,31 @@ func TestSlackFailureIsRetriedAndRepliesOnce(t *testing.T) {
 	r.handle(r.fact("ce-1"))
 	if n := len(r.slack.Thread("C1", ts)); n != 1 {
 		t.Fatalf("%d thread replies, want 1", n)
+	}
+}
+
+// A crash between Slack accepting the reply and our commit: the retry
+// posts nothing and marks the event processed; another volunteer fact is
+// another reply.
+func TestReplyAlreadyPostedUnderItsKey(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			parent := r.announce()
+			ts := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "volunteer:ce-1", "C1", parent,
+				blocks.Message{Text: "U2 is going"})
+			r.handle(r.fact("ce-1"))
+			if thread := r.slack.Thread("C1", parent); len(thread) != 1 || thread[0].TS != ts {
+				t.Fatalf("thread = %+v, want only %s", thread, ts)
+			}
+			if n := functest.Count(t, r.db.Pool, `SELECT count(*) FROM processed_events WHERE consumer = 'volunteer-notify' AND ce_id = 'ce-1'`); n != 1 {
+				t.Fatal("event not marked processed")
+			}
+			r.handle(r.fact("ce-2"))
+			if n := len(r.slack.Thread("C1", parent)); n != 2 {
+				t.Fatalf("%d thread replies after a second volunteer fact, want 2", n)
+			}
+		})
 	}
 }
 

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -127,6 +129,28 @@ func TestSlackFailureIsRetriedNotLost(t *testing.T) {
 	}
 	if n := len(r.slack.Thread("C1", ts)); n != 1 {
 		t.Fatalf("%d thread replies, want 1", n)
+	}
+}
+
+// A crash between Slack accepting the warning and our commit: the retry
+// posts nothing and marks the event processed.
+func TestWarningAlreadyPostedUnderItsKey(t *testing.T) {
+	for _, crash := range slackoncetest.Crashes {
+		t.Run(crash.String(), func(t *testing.T) {
+			r := newRig(t)
+			parent := r.announce()
+			ts := slackoncetest.Posted(t, r.db.Pool, r.clients, crash, "warning:"+r.run.ID.String(), "C1", parent,
+				blocks.Message{Text: "last call"})
+			if _, err := r.h.Handle(context.Background(), r.warning("ce-1")); err != nil {
+				t.Fatal(err)
+			}
+			if thread := r.slack.Thread("C1", parent); len(thread) != 1 || thread[0].TS != ts {
+				t.Fatalf("thread = %+v, want only %s", thread, ts)
+			}
+			if n := r.processed(); n != 1 {
+				t.Fatalf("%d processed events, want 1", n)
+			}
+		})
 	}
 }
 

@@ -1,11 +1,11 @@
 // Package runmsg keeps a run's channel message true: every function that
 // changes what the message shows calls Refresh, which re-renders it from the
-// database and updates it in place (chat.update, never a new post).
+// database and updates it in place (chat.update, never a new post). Thread
+// replies go through slackonce, which posts each one once.
 package runmsg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
@@ -43,24 +43,4 @@ func Refresh(ctx context.Context, q store.Querier, clients *slackapi.Clients, id
 		return run, fmt.Errorf("runmsg: chat.update: %w", err)
 	}
 	return run, nil
-}
-
-// ErrNotAnnounced means a run's message is not posted yet, so it has no
-// thread to reply in: a retryable condition (run-announce will post it).
-var ErrNotAnnounced = errors.New("runmsg: the run message is not posted yet")
-
-// Reply posts msg in the run's thread and returns the reply's ts.
-func Reply(ctx context.Context, clients *slackapi.Clients, run coffee.Run, msg blocks.Message) (string, error) {
-	if run.SlackMessageTS == "" {
-		return "", fmt.Errorf("run %s: %w", run.ID, ErrNotAnnounced)
-	}
-	cli, err := clients.Get()
-	if err != nil {
-		return "", err
-	}
-	_, ts, err := cli.PostMessageContext(ctx, run.ChannelID, append(msg.Options(), slack.MsgOptionTS(run.SlackMessageTS))...)
-	if err != nil {
-		return "", fmt.Errorf("runmsg: thread reply: %w", err)
-	}
-	return ts, nil
 }

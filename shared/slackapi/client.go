@@ -141,20 +141,3 @@ func apiResult(method string, status int, body []byte) error {
 	}
 	return nil
 }
-
-// DM opens the direct-message conversation with user (conversations.open)
-// and posts the message there; it returns the DM channel id.
-func (c *Clients) DM(ctx context.Context, user string, opts ...slack.MsgOption) (string, error) {
-	cli, err := c.Get()
-	if err != nil {
-		return "", err
-	}
-	ch, _, _, err := cli.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
-	if err != nil {
-		return "", fmt.Errorf("conversations.open: %w", err)
-	}
-	if _, _, err := cli.PostMessageContext(ctx, ch.ID, opts...); err != nil {
-		return "", fmt.Errorf("DM to %s: %w", user, err)
-	}
-	return ch.ID, nil
-}

@@ -63,6 +63,10 @@ func lookupMethod(name string) (methodFunc, bool) {
 		return (*Server).conversationsOpen, true
 	case "conversations.info":
 		return (*Server).conversationsInfo, true
+	case "conversations.history":
+		return (*Server).conversationsHistory, true
+	case "conversations.replies":
+		return (*Server).conversationsReplies, true
 	case "views.open":
 		return (*Server).viewsOpen, true
 	case "views.update":
@@ -79,7 +83,7 @@ func lookupMethod(name string) (methodFunc, bool) {
 func Methods() []string {
 	return []string{
 		"auth.test", "chat.postEphemeral", "chat.postMessage", "chat.update",
-		"conversations.info", "conversations.open", "users.info",
+		"conversations.history", "conversations.info", "conversations.open", "conversations.replies", "users.info",
 		"views.open", "views.push", "views.update",
 	}
 }
@@ -204,6 +208,7 @@ type wireMessage struct {
 	Blocks          json.RawMessage `json:"blocks,omitempty"`
 	Attachments     json.RawMessage `json:"attachments,omitempty"`
 	Metadata        json.RawMessage `json:"metadata,omitempty"`
+	ReplyUsersCount int             `json:"reply_users_count,omitempty"` // thread parents in conversations.history/replies
 	ReplaceOriginal bool            `json:"replace_original,omitempty"`
 	DeleteOriginal  bool            `json:"delete_original,omitempty"`
 }
