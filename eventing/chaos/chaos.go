@@ -24,7 +24,6 @@ import (
 type Config struct {
 	RunsPerPhase int           // coffee runs started in each fault phase
 	OrdersPerRun int           // distinct users ordering in each run
-	Users        int           // the user pool (≥ OrdersPerRun)
 	Workers      int           // users ordering at once within a run
 	Outage       time.Duration // how long Kafka / PostgreSQL / killed functions stay down
 	Storm        time.Duration // how long Slack answers 429 (then 500) to most calls
@@ -38,13 +37,13 @@ type Config struct {
 // Full is `make chaos`: 6 phases × 9 runs × 20 orders = 1,080 orders over
 // 54 runs, 60-second Slack storms.
 func Full() Config {
-	return Config{RunsPerPhase: 9, OrdersPerRun: 20, Users: 40, Workers: 4,
+	return Config{RunsPerPhase: 9, OrdersPerRun: 20, Workers: 4,
 		Outage: 5 * time.Second, Storm: 60 * time.Second, StormShare: 0.8, Broken: 6, Settle: 10 * time.Minute}
 }
 
 // Short is the form `make test` runs: every phase, fewer runs, short storms.
 func Short() Config {
-	return Config{RunsPerPhase: 2, OrdersPerRun: 5, Users: 12, Workers: 3,
+	return Config{RunsPerPhase: 2, OrdersPerRun: 5, Workers: 3,
 		Outage: 3 * time.Second, Storm: 8 * time.Second, StormShare: 0.8, Broken: 3, Settle: 5 * time.Minute}
 }
 
@@ -54,9 +53,6 @@ func Short() Config {
 func Run(ctx context.Context, st *devstack.Stack, cfg Config) (*Report, error) {
 	if st.Slack == nil {
 		return nil, fmt.Errorf("chaos: needs the local Slack stand-in")
-	}
-	if cfg.Users < cfg.OrdersPerRun {
-		cfg.Users = cfg.OrdersPerRun
 	}
 	phases, err := selectPhases(cfg.Phases)
 	if err != nil {

@@ -32,6 +32,7 @@ type Report struct {
 	Runs, RunsCompleted           int
 	OrdersAccepted, OrdersStored  int
 	HiddenResubmissions           int // order_updated rows: a submission the user saw fail that was in fact taken
+	UnsureSubmissions             int // users who saw a submission fail at least once
 	AuditRows                     map[string]int
 	RunMessages, AssignmentPosts  int
 	RunnerDMs, CompletionPosts    int
@@ -151,6 +152,7 @@ func (c *suite) check(ctx context.Context, rep *Report) error {
 			rep.violate("run in %s (%s) did not complete: %v", r.channel, r.phase, r.err)
 		}
 		rep.OrdersAccepted += len(r.accepted)
+		rep.UnsureSubmissions += len(r.unsure)
 		if r.runID != "" {
 			runIDs = append(runIDs, r.runID)
 			byID[r.runID] = r
@@ -265,19 +267,24 @@ func (c *suite) checkDB(ctx context.Context, rep *Report, runIDs []string, byID 
 	// exactly once, and order_placed once per stored order.
 	rep.AuditRows = map[string]int{}
 	perRun := map[string]map[string]int{}
-	rows, err = c.db.Query(ctx, `SELECT run_id::text, event_type, coalesce(ce_id, ''), count(*) FROM audit_logs
-		WHERE run_id::text = ANY($1) GROUP BY 1, 2, 3`, runIDs)
+	rows, err = c.db.Query(ctx, `SELECT run_id::text, event_type, coalesce(ce_id, ''), coalesce(actor_user_id, ''), count(*) FROM audit_logs
+		WHERE run_id::text = ANY($1) GROUP BY 1, 2, 3, 4`, runIDs)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	for rows.Next() {
-		var id, typ, ce string
+		var id, typ, ce, actor string
 		var n int
-		if err := rows.Scan(&id, &typ, &ce, &n); err != nil {
+		if err := rows.Scan(&id, &typ, &ce, &actor, &n); err != nil {
 			return fmt.Errorf("chaos: %w", err)
 		}
 		if n > 1 {
 			rep.violate("run %s: %d %s audit rows for the one event %s", id, n, typ, ce)
+		}
+		// An edit nobody made: only a user whose submission failed for
+		// them (and was in fact taken) can have a second one.
+		if typ == audit.OrderUpdated && !byID[id].unsure[actor] {
+			rep.violate("run %s (%s): order_updated for %s, whose every submission was answered", id, byID[id].channel, actor)
 		}
 		rep.AuditRows[typ] += n
 		if perRun[id] == nil {
@@ -496,7 +503,8 @@ func (rep *Report) Print(w io.Writer) {
 	for _, typ := range []string{audit.RunCreated, audit.RunAnnounced, audit.RunClosed, audit.RunnerDMed, audit.RunCompleted} {
 		row(typ+" audit rows", rep.AuditRows[typ], rep.Runs)
 	}
-	row("order_updated audit rows (a submission seen to fail that was taken)", rep.HiddenResubmissions, "any, each once per event")
+	row("order_updated audit rows (a submission seen to fail that was taken)", rep.HiddenResubmissions,
+		fmt.Sprintf("≤ %d (users who saw a submission fail), each once per event", rep.UnsureSubmissions))
 	row("run messages posted", rep.RunMessages, rep.Runs)
 	row("assignment replies", rep.AssignmentPosts, rep.Runs)
 	row("runner DMs", rep.RunnerDMs, rep.Runs)

@@ -29,9 +29,13 @@ type run struct {
 	channel string
 	users   []devstack.User // users[0] starts and closes the run
 
-	mu            sync.Mutex
-	accepted      map[string]order // user id → the order the ingress accepted
-	submissions   int              // accepted submissions (an edit is a second one)
+	mu       sync.Mutex
+	accepted map[string]order // user id → the order the ingress accepted
+	// unsure are users with a submission that failed for them but may
+	// have been taken (the ingress's Kafka produce timed out): only they
+	// may have a second, hidden submission.
+	unsure        map[string]bool
+	submissions   int // accepted submissions (an edit is a second one)
 	retries       int
 	runID, runTS  string
 	runner        string
@@ -40,9 +44,13 @@ type run struct {
 }
 
 func (c *suite) newRun(phase string, n int) *run {
-	r := &run{phase: phase, channel: fmt.Sprintf("C0CHAOS%03d", n), accepted: map[string]order{}}
+	r := &run{phase: phase, channel: fmt.Sprintf("C0CHAOS%03d", n), accepted: map[string]order{}, unsure: map[string]bool{}}
+	// Runs of one phase (played at once) have disjoint users: Slack shows
+	// a person one modal at a time, so one user ordering in two runs at
+	// once is not something a person can do. Later phases reuse the same
+	// users, so preferences accumulate across runs.
 	for i := range c.cfg.OrdersPerRun {
-		u := (n*c.cfg.OrdersPerRun + i) % c.cfg.Users
+		u := (n%c.cfg.RunsPerPhase)*c.cfg.OrdersPerRun + i
 		r.users = append(r.users, devstack.User{ID: fmt.Sprintf("U0CH%03d", u), Name: fmt.Sprintf("chaos-user-%02d", u)})
 	}
 	return r
@@ -154,6 +162,9 @@ func (r *run) orderOne(ctx context.Context, p *devstack.Player, u devstack.User,
 			if err == nil && !strings.Contains(answer, "Please press Place order again") {
 				return fmt.Errorf("%s's order refused: %s", u.Name, answer)
 			}
+			r.mu.Lock()
+			r.unsure[u.ID] = true
+			r.mu.Unlock()
 			r.retry(ctx)
 		}
 	}

@@ -29,3 +29,13 @@ func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
+
+// IsBusy reports whether err, or anything it wraps, says that another
+// attempt is doing this very work right now (a duplicate delivery racing
+// the original; slackonce.ErrInFlight is one). The receiver answers 409
+// Conflict, which the broker retries like a 5xx, and logs it at info: it
+// is the dedup working, not a failure.
+func IsBusy(err error) bool {
+	var b interface{ Busy() bool }
+	return errors.As(err, &b) && b.Busy()
+}

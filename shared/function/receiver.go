@@ -156,6 +156,10 @@ func newReceiver(_ context.Context, name string, h Handler, log *slog.Logger, re
 			observeLatency()
 			log.Error("permanent failure; not retried", "err", err)
 			return result{status: http.StatusBadRequest, text: err.Error()}
+		case IsBusy(err):
+			m.events.WithLabelValues(e.Type(), outcomeRetry).Inc()
+			log.Info("another attempt holds this work; the broker will retry", "err", err)
+			return result{status: http.StatusConflict, text: err.Error()}
 		default:
 			m.events.WithLabelValues(e.Type(), outcomeRetry).Inc()
 			log.Warn("failed; the broker will retry", "err", err)

@@ -24,9 +24,16 @@ const (
 	typeReplied   = "com.coffeebuddy.test.replied"
 	typePermanent = "com.coffeebuddy.test.permanent"
 	typeRetry     = "com.coffeebuddy.test.retry"
+	typeBusy      = "com.coffeebuddy.test.busy"
 	typePanic     = "com.coffeebuddy.test.panic"
 	typeLog       = "com.coffeebuddy.test.log"
 )
+
+// busyError is what slackonce.ErrInFlight looks like to the runtime.
+type busyError struct{}
+
+func (busyError) Error() string { return "another attempt is posting" }
+func (busyError) Busy() bool    { return true }
 
 // calls records what the handler saw.
 type calls struct {
@@ -75,6 +82,8 @@ func router(c *calls) function.HandlerFunc {
 			return nil, function.Permanent(errors.New("no such run"))
 		case typeRetry:
 			return nil, errors.New("database unavailable")
+		case typeBusy:
+			return nil, fmt.Errorf("post reply: %w", busyError{})
 		case typePanic:
 			panic("handler bug")
 		case typeLog:
@@ -106,6 +115,7 @@ func TestReceiverBinaryStatuses(t *testing.T) {
 		{typeOK, http.StatusOK, ""},
 		{typePermanent, http.StatusBadRequest, "no such run"},
 		{typeRetry, http.StatusInternalServerError, "database unavailable"},
+		{typeBusy, http.StatusConflict, "another attempt is posting"},
 		{typePanic, http.StatusInternalServerError, ""},
 	}
 	for i, tt := range tests {

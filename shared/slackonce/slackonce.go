@@ -56,8 +56,14 @@ const (
 
 // ErrInFlight means another attempt holds the key and may be posting right
 // now. It is retryable: the broker redelivers later, and that attempt finds
-// the post made (or the claim abandoned, and takes it over).
-var ErrInFlight = errors.New("slackonce: another attempt is posting this message")
+// the post made (or the claim abandoned, and takes it over). It is "busy"
+// (function.IsBusy): the runtime answers 409 and logs it at info.
+var ErrInFlight error = inFlight{}
+
+type inFlight struct{}
+
+func (inFlight) Error() string { return "slackonce: another attempt is posting this message" }
+func (inFlight) Busy() bool    { return true }
 
 // DB is what Poster needs of PostgreSQL (a *pgxpool.Pool).
 type DB interface {

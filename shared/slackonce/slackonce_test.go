@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -409,5 +410,14 @@ func TestDM(t *testing.T) {
 	}
 	if n := len(r.slack.Messages(ch)); n != 1 {
 		t.Fatalf("%d DMs, want 1", n)
+	}
+}
+
+// ErrInFlight is "busy" to the runtime (function.IsBusy: 409, logged at
+// info), without slackonce importing the runtime.
+func TestErrInFlightIsBusy(t *testing.T) {
+	var b interface{ Busy() bool }
+	if !errors.As(fmt.Errorf("wrapped: %w", slackonce.ErrInFlight), &b) || !b.Busy() {
+		t.Fatal("a wrapped ErrInFlight is not busy")
 	}
 }

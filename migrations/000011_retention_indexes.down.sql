@@ -1,0 +1,4 @@
+BEGIN;
+DROP INDEX slack_posts_posted_at;
+DROP INDEX outbox_published_at;
+COMMIT;
