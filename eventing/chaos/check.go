@@ -33,6 +33,7 @@ type Report struct {
 	OrdersAccepted, OrdersStored  int
 	HiddenResubmissions           int // order_updated rows: a submission the user saw fail that was in fact taken
 	UnsureSubmissions             int // users who saw a submission fail at least once
+	UpdatedByPhase                map[string]int
 	AuditRows                     map[string]int
 	RunMessages, AssignmentPosts  int
 	RunnerDMs, CompletionPosts    int
@@ -265,7 +266,7 @@ func (c *suite) checkDB(ctx context.Context, rep *Report, runIDs []string, byID 
 	// event that caused it, so two rows with the same run, type and event
 	// id are a change done twice; the once-per-run changes must appear
 	// exactly once, and order_placed once per stored order.
-	rep.AuditRows = map[string]int{}
+	rep.AuditRows, rep.UpdatedByPhase = map[string]int{}, map[string]int{}
 	perRun := map[string]map[string]int{}
 	rows, err = c.db.Query(ctx, `SELECT run_id::text, event_type, coalesce(ce_id, ''), coalesce(actor_user_id, ''), count(*) FROM audit_logs
 		WHERE run_id::text = ANY($1) GROUP BY 1, 2, 3, 4`, runIDs)
@@ -283,8 +284,11 @@ func (c *suite) checkDB(ctx context.Context, rep *Report, runIDs []string, byID 
 		}
 		// An edit nobody made: only a user whose submission failed for
 		// them (and was in fact taken) can have a second one.
-		if typ == audit.OrderUpdated && !byID[id].unsure[actor] {
-			rep.violate("run %s (%s): order_updated for %s, whose every submission was answered", id, byID[id].channel, actor)
+		if typ == audit.OrderUpdated {
+			if !byID[id].unsure[actor] {
+				rep.violate("run %s (%s): order_updated for %s, whose every submission was answered", id, byID[id].channel, actor)
+			}
+			rep.UpdatedByPhase[byID[id].phase] += n
 		}
 		rep.AuditRows[typ] += n
 		if perRun[id] == nil {
@@ -491,9 +495,9 @@ func sortedKeys[V any](ms ...map[[3]string]V) [][3]string {
 // Print writes the counts and the verdict.
 func (rep *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nchaos: %d runs, %d orders accepted, in %s\n\n", rep.Runs, rep.OrdersAccepted, rep.Elapsed.Round(time.Second))
-	fmt.Fprintf(w, "| phase | fault | runs completed | orders accepted | repeated user actions | took |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| phase | fault | runs completed | orders accepted | repeated user actions | order_updated | took |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
-		fmt.Fprintf(w, "| %s | %s | %d/%d | %d | %d | %s |\n", p.Name, p.Fault, p.Completed, p.Runs, p.Accepted, p.Retries, p.Elapsed.Round(time.Second))
+		fmt.Fprintf(w, "| %s | %s | %d/%d | %d | %d | %d | %s |\n", p.Name, p.Fault, p.Completed, p.Runs, p.Accepted, p.Retries, rep.UpdatedByPhase[p.Name], p.Elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(w, "\n| check | found | want |\n|---|---|---|\n")
 	row := func(what string, got, want any) { fmt.Fprintf(w, "| %s | %v | %v |\n", what, got, want) }
