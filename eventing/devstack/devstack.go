@@ -149,14 +149,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	for _, n := range names {
 		addr := "127.0.0.1:0"
 		if n == IngressName && !o.RandomPorts {
-			addr = fmt.Sprintf("127.0.0.1:%d", cfg.Port)
+			// Every interface, as a deployed ingress: real Slack reaches it
+			// through whatever exposes PORT (a tunnel, a proxy, the host).
+			addr = fmt.Sprintf(":%d", cfg.Port)
 		}
 		p, err := s.listen(n, addr, o.LogDir)
 		if err != nil {
 			return nil, err
 		}
 		s.procs[n] = p
-		s.Functions[n] = "http://" + p.addr
+		s.Functions[n] = fmt.Sprintf("http://127.0.0.1:%d", p.port)
 	}
 	s.IngressURL = s.Functions[IngressName]
 
@@ -273,7 +275,7 @@ func (s *Stack) startSlack(o Options) error {
 // the process so that a restart serves the same address.
 type proc struct {
 	name string
-	addr string
+	port int
 	ln   *os.File
 	logf *os.File
 	cmd  *exec.Cmd
@@ -296,7 +298,7 @@ func (s *Stack) listen(name, addr, logDir string) (*proc, error) {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	s.stops = append(s.stops, func() { f.Close(); logf.Close() })
-	return &proc{name: name, addr: l.Addr().String(), ln: f, logf: logf}, nil
+	return &proc{name: name, port: l.Addr().(*net.TCPAddr).Port, ln: f, logf: logf}, nil
 }
 
 // functionEnv is every function's environment: the configuration contract
