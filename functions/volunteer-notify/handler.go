@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -14,7 +13,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -44,24 +42,12 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if err := e.DataAs(&fact); err != nil {
 		return nil, function.Permanentf("decode volunteer_set: %w", err)
 	}
-	id, err := uuid.Parse(fact.RunID)
-	if err != nil {
-		return nil, function.Permanentf("run id %q: %w", fact.RunID, err)
+	run, done, err := runmsg.Begin(ctx, h.store.DB, h.slack, consumer, e.ID(), fact.RunID)
+	if err != nil || done {
+		return nil, err
 	}
+	id := run.ID
 	log := function.Logger(ctx).With("run_id", id)
-	if done, err := store.Processed(ctx, h.store.DB, consumer, e.ID()); err != nil || done {
-		if done {
-			log.Info("duplicate delivery ignored")
-		}
-		return nil, err
-	}
-	run, err := runmsg.Refresh(ctx, h.store.DB, h.slack, id)
-	if errors.Is(err, coffee.ErrRunNotFound) {
-		return nil, function.Permanent(err)
-	}
-	if err != nil {
-		return nil, err
-	}
 	if run.SlackMessageTS == "" {
 		return nil, fmt.Errorf("run %s: announcement still pending", id)
 	}
