@@ -107,7 +107,7 @@ func (c *suite) settle(ctx context.Context) error {
 		var unpublished int
 		err := c.db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&unpublished)
 		lag, lerr := totalLag(ctx, adm)
-		calls := len(c.st.Slack.Calls(""))
+		calls := c.st.Slack.CallCount()
 		if calls != lastCalls {
 			lastCalls, quietSince = calls, time.Now()
 		}

@@ -167,6 +167,10 @@ func TestSetFaultAllPrecedenceAndClearing(t *testing.T) {
 
 	srv.SetFaultAll(nil)
 	expect("all fault removed", map[string]int{"auth.test": 200, "chat.postMessage": 200, "conversations.info": 200})
+	// Faulted calls are recorded like the others; CallCount counts them all.
+	if n, all := srv.CallCount(), len(srv.Calls("")); n != all || n == 0 {
+		t.Errorf("CallCount = %d, recorded calls %d", n, all)
+	}
 
 	srv.SetFaultAll(always(http.StatusBadGateway))
 	srv.SetFault("auth.test", always(http.StatusTooManyRequests))

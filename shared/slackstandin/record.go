@@ -129,6 +129,14 @@ func (s *Server) Calls(method string) []Call {
 	return s.callsLocked(method)
 }
 
+// CallCount is how many calls have been recorded, without copying them
+// (pollers waiting for the API to fall quiet).
+func (s *Server) CallCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
 func (s *Server) callsLocked(method string) []Call {
 	var out []Call
 	for _, c := range s.calls {
