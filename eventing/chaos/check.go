@@ -14,7 +14,9 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/audit"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -346,13 +348,21 @@ func (c *suite) checkSlack(rep *Report) {
 				other++
 			}
 		}
-		dms := 0
+		// The runner's DM, found by its slackonce key (its button is gone
+		// once the run is complete: the DM is updated to say so).
+		dms, live := 0, 0
 		for _, u := range r.users {
 			for _, m := range posted(sl.Messages(sl.DMChannel(u.ID))) {
-				if devstack.ButtonValue(m.Blocks, blocks.ActionComplete) == r.runID {
+				if runnerDM(m, r.runID) {
 					dms++
+					if devstack.ButtonValue(m.Blocks, blocks.ActionComplete) != "" {
+						live++
+					}
 				}
 			}
+		}
+		if live != 0 {
+			rep.violate("%s (%s): the runner's DM still offers Mark complete after completion", r.channel, r.phase)
 		}
 		rep.RunMessages += top
 		rep.AssignmentPosts += assignment
@@ -386,6 +396,12 @@ func posted(msgs []slackstandin.Message) []slackstandin.Message {
 		}
 	}
 	return out
+}
+
+// runnerDM reports whether m is the assignment DM of run runID.
+func runnerDM(m slackstandin.Message, runID string) bool {
+	id, err := uuid.Parse(runID)
+	return err == nil && strings.Contains(string(m.Metadata), `"`+slackonce.RunnerDMKey(id)+`"`)
 }
 
 func isCompletion(m slackstandin.Message) bool {

@@ -50,6 +50,10 @@ type Options struct {
 	SlackAddr      string // local Slack stand-in; default 127.0.0.1:8091
 	Transcript     io.Writer
 	ReloadInterval time.Duration
+	// KeepData honours COFFEE_DATA_DIR (make run). Off, the embedded
+	// PostgreSQL and Kafka always start empty: demos, benchmarks and the
+	// chaos suite count on that whatever the environment says.
+	KeepData bool
 }
 
 // passThrough are the contract variables a function reads itself.
@@ -66,7 +70,16 @@ type Stack struct {
 	SlackURL    string               // the stand-in's base URL; empty with real Slack
 	Slack       *slackstandin.Server // nil with real Slack
 	Functions   map[string]string    // name -> base URL
+	// IngressAddr is the address slack-ingress's socket is bound to:
+	// loopback with the local stand-in's signing secret, every interface
+	// with real Slack credentials.
+	IngressAddr string
 	LogDir      string
+	// DataDir is COFFEE_DATA_DIR when the embedded PostgreSQL or Kafka keep
+	// their data there (Options.KeepData), and KeptData the folders under
+	// it they use; empty when all data is temporary, removed by Close.
+	DataDir  string
+	KeptData []string
 	// The embedded PostgreSQL and Kafka, for fault injection; nil when the
 	// stack uses DATABASE_URL / KAFKA_BROKERS.
 	Postgres *pgcluster.Cluster
@@ -134,33 +147,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 
-	if err := s.startPostgres(ctx, o, cfg); err != nil {
-		return nil, err
-	}
-	if err := s.startKafka(ctx, o, cfg); err != nil {
+	if err := s.startStorage(ctx, o, cfg); err != nil {
 		return nil, err
 	}
 
 	// Sockets first: the Slack stand-in must know where the ingress
-	// listens. The stack binds every function's socket itself and hands it
-	// to the process (socket activation), so no other process can take a
-	// port between choosing and binding it, and a restarted function
-	// serves the same socket.
-	for _, n := range names {
-		addr := "127.0.0.1:0"
-		if n == IngressName && !o.RandomPorts {
-			// Every interface, as a deployed ingress: real Slack reaches it
-			// through whatever exposes PORT (a tunnel, a proxy, the host).
-			addr = fmt.Sprintf(":%d", cfg.Port)
-		}
-		p, err := s.listen(n, addr, o.LogDir)
-		if err != nil {
-			return nil, err
-		}
-		s.procs[n] = p
-		s.Functions[n] = fmt.Sprintf("http://127.0.0.1:%d", p.port)
+	// listens.
+	if err := s.listenFunctions(names, o, cfg); err != nil {
+		return nil, err
 	}
-	s.IngressURL = s.Functions[IngressName]
 
 	env := []string{
 		"DATABASE_URL=" + s.DatabaseURL,
@@ -195,6 +190,104 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// listenFunctions binds every function's socket. The stack binds them
+// itself and hands each to its process (socket activation), so no other
+// process can take a port between choosing and binding it, and a restarted
+// function serves the same socket.
+func (s *Stack) listenFunctions(names []string, o Options, cfg config.Config) error {
+	for _, n := range names {
+		addr := "127.0.0.1:0"
+		if n == IngressName {
+			addr = ingressAddr(cfg, o.RandomPorts)
+		}
+		p, err := s.listen(n, addr, o.LogDir)
+		if err != nil {
+			return err
+		}
+		s.procs[n] = p
+		s.Functions[n] = fmt.Sprintf("http://127.0.0.1:%d", p.addr.Port)
+		if n == IngressName {
+			s.IngressAddr = p.addr.String()
+		}
+	}
+	s.IngressURL = s.Functions[IngressName]
+	return nil
+}
+
+// ingressAddr is where slack-ingress listens. With real Slack credentials,
+// on every interface at PORT, as a deployed ingress: real Slack reaches it
+// through whatever exposes PORT (a tunnel, a proxy, the host). Without
+// them, on loopback only: the local stand-in's signing secret is in the
+// source, so anyone who could reach the port could sign commands.
+func ingressAddr(cfg config.Config, randomPorts bool) string {
+	switch {
+	case randomPorts:
+		return "127.0.0.1:0" // tests, demos: nothing outside needs it
+	case cfg.SlackLocal:
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))
+	default:
+		return net.JoinHostPort("", strconv.Itoa(cfg.Port))
+	}
+}
+
+// startStorage starts (or connects to) PostgreSQL and Kafka, in
+// COFFEE_DATA_DIR when the stack keeps data, and migrates the database.
+func (s *Stack) startStorage(ctx context.Context, o Options, cfg config.Config) error {
+	if err := s.openDataDir(o, cfg); err != nil {
+		return err
+	}
+	if err := s.startPostgres(ctx, o, cfg); err != nil {
+		return err
+	}
+	return s.startKafka(ctx, o, cfg)
+}
+
+// ErrDataDirInUse is returned by Start when another running stack keeps
+// its data in the same COFFEE_DATA_DIR.
+var ErrDataDirInUse = errors.New("COFFEE_DATA_DIR is in use by another running CoffeeBuddy")
+
+// dataLockFile, in COFFEE_DATA_DIR, is flocked by the stack using it and
+// holds its pid. The kernel drops the lock when the process dies however it
+// dies, so a killed run leaves nothing stale behind; the file stays.
+const dataLockFile = "coffeebuddy.lock"
+
+// openDataDir takes COFFEE_DATA_DIR for this stack when it keeps data
+// (Options.KeepData) and something embedded can use it: it creates the
+// folder (0700) and locks it against a second stack.
+func (s *Stack) openDataDir(o Options, cfg config.Config) error {
+	if !o.KeepData || cfg.DataDir == "" {
+		return nil
+	}
+	if cfg.DatabaseURL != "" && len(cfg.KafkaBrokers) > 0 {
+		s.log.Warn("COFFEE_DATA_DIR unused: DATABASE_URL and KAFKA_BROKERS are set, nothing embedded keeps data", "dir", cfg.DataDir)
+		return nil
+	}
+	// As root, PostgreSQL runs as the postgres OS user: pgcluster makes
+	// the folder that user's, so the server can reach its data inside.
+	if err := pgcluster.MkdirPrivate(cfg.DataDir); err != nil {
+		return fmt.Errorf("devstack: COFFEE_DATA_DIR: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.DataDir, dataLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("devstack: COFFEE_DATA_DIR: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("devstack: %w: %s (PID %s); stop it first or choose another folder",
+				ErrDataDirInUse, cfg.DataDir, strings.TrimSpace(string(b)))
+		}
+		return fmt.Errorf("devstack: COFFEE_DATA_DIR: lock %s: %w", cfg.DataDir, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	s.stops = append(s.stops, func() { f.Close() }) // first in, last out: after postgres and kafka stop
+	s.DataDir = cfg.DataDir
+	return nil
+}
+
 func (s *Stack) startPostgres(ctx context.Context, o Options, cfg config.Config) error {
 	s.DatabaseURL = cfg.DatabaseURL
 	if s.DatabaseURL == "" {
@@ -203,9 +296,19 @@ func (s *Stack) startPostgres(ctx context.Context, o Options, cfg config.Config)
 			return fmt.Errorf("devstack: %w", err)
 		}
 		s.stops = append(s.stops, func() { logf.Close() })
-		pg, err := pgcluster.Start(ctx, pgcluster.Options{LogWriter: logf})
+		popts := pgcluster.Options{LogWriter: logf}
+		if s.DataDir != "" {
+			popts.DataDir = filepath.Join(s.DataDir, "postgres")
+		}
+		pg, err := pgcluster.Start(ctx, popts)
+		if errors.Is(err, pgcluster.ErrInUse) {
+			return fmt.Errorf("devstack: COFFEE_DATA_DIR %s: %w", s.DataDir, err)
+		}
 		if err != nil {
 			return err
+		}
+		if s.DataDir != "" {
+			s.KeptData = append(s.KeptData, pg.DataDir())
 		}
 		s.stops = append(s.stops, func() {
 			if err := pg.Stop(); err != nil {
@@ -236,10 +339,18 @@ func (s *Stack) startKafka(ctx context.Context, o Options, cfg config.Config) er
 		ports = kafkaembed.DefaultPorts
 	}
 	// Persisted, so that the fault suite can stop and restart the cluster
-	// with its records and committed offsets intact, as a real one would.
-	k, err := kafkaembed.StartWith(ctx, kafkaembed.Options{Ports: ports, DataDir: filepath.Join(o.TempDir, "kafka"), Topics: events.Topics})
+	// with its records and committed offsets intact, as a real one would;
+	// under COFFEE_DATA_DIR, so that the next run finds them too.
+	dataDir := filepath.Join(o.TempDir, "kafka")
+	if s.DataDir != "" {
+		dataDir = filepath.Join(s.DataDir, "kafka")
+	}
+	k, err := kafkaembed.StartWith(ctx, kafkaembed.Options{Ports: ports, DataDir: dataDir, Topics: events.Topics})
 	if err != nil {
 		return err
+	}
+	if s.DataDir != "" {
+		s.KeptData = append(s.KeptData, dataDir)
 	}
 	s.stops = append(s.stops, k.Close)
 	s.Kafka = k
@@ -247,14 +358,21 @@ func (s *Stack) startKafka(ctx context.Context, o Options, cfg config.Config) er
 	return nil
 }
 
-func (s *Stack) startSlack(o Options) error {
-	addr := o.SlackAddr
-	if addr == "" {
-		addr = "127.0.0.1:8091"
-		if o.RandomPorts {
-			addr = "127.0.0.1:0"
-		}
+// slackAddr is where the local Slack stand-in listens: loopback, as it
+// signs commands with the secret in the source.
+func slackAddr(o Options) string {
+	switch {
+	case o.SlackAddr != "":
+		return o.SlackAddr
+	case o.RandomPorts:
+		return "127.0.0.1:0"
+	default:
+		return "127.0.0.1:8091"
 	}
+}
+
+func (s *Stack) startSlack(o Options) error {
+	addr := slackAddr(o)
 	srv := slackstandin.New(slackstandin.Options{
 		BotToken:        config.LocalSlackBotToken,
 		SigningSecret:   config.LocalSlackSigningSecret,
@@ -275,7 +393,7 @@ func (s *Stack) startSlack(o Options) error {
 // the process so that a restart serves the same address.
 type proc struct {
 	name string
-	port int
+	addr *net.TCPAddr // bound
 	ln   *os.File
 	logf *os.File
 	cmd  *exec.Cmd
@@ -298,7 +416,7 @@ func (s *Stack) listen(name, addr, logDir string) (*proc, error) {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	s.stops = append(s.stops, func() { f.Close(); logf.Close() })
-	return &proc{name: name, port: l.Addr().(*net.TCPAddr).Port, ln: f, logf: logf}, nil
+	return &proc{name: name, addr: l.Addr().(*net.TCPAddr), ln: f, logf: logf}, nil
 }
 
 // functionEnv is every function's environment: the configuration contract
@@ -410,11 +528,16 @@ func (s *Stack) startEventing(ctx context.Context, o Options) error {
 // Eventing returns the stand-in (to fire a PingSource now, for example).
 func (s *Stack) Eventing() *standin.StandIn { return s.standin }
 
-// Close stops everything in reverse order and removes temporary data.
+// Close stops everything in reverse order and removes temporary data; data
+// kept in COFFEE_DATA_DIR stays.
 func (s *Stack) Close() {
+	// Eventing delivers nothing new from here on, and the functions get
+	// SIGTERM at the same time, as pods and dispatchers stop independently
+	// in a cluster: a function holding a delivery (run-timer waits for a
+	// run's moment) hands it back at SIGTERM, so the stand-in's wait for
+	// its in-flight requests ends at once rather than when the hold would.
 	if s.cancel != nil {
 		s.cancel()
-		s.wg.Wait()
 	}
 	s.mu.Lock()
 	var running []*proc
@@ -427,6 +550,7 @@ func (s *Stack) Close() {
 	for _, p := range running {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
+	s.wg.Wait()
 	for _, p := range running {
 		select {
 		case <-p.done:

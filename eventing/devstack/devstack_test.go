@@ -61,10 +61,11 @@ func startStack(t *testing.T, extraEnv map[string]string) *devstack.Stack {
 	return s // cleanups run LIFO: the stack stops before Kafka and the database
 }
 
-// slash posts a /coffee command signed exactly as Slack signs it.
-func slash(t *testing.T, ingress, user, channel, text string) (int, string) {
+// slash posts a /coffee command signed exactly as Slack signs it, with a
+// response_url of the stack's Slack stand-in.
+func slash(t *testing.T, s *devstack.Stack, user, channel, text string) (int, string) {
 	t.Helper()
-	status, body, err := trySlash(ingress, user, channel, text)
+	status, body, err := trySlash(s, user, channel, text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +76,17 @@ func slash(t *testing.T, ingress, user, channel, text string) (int, string) {
 // connection to a process killed since would fail the request with EOF.
 var freshConn = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-func trySlash(ingress, user, channel, text string) (int, string, error) {
+func trySlash(s *devstack.Stack, user, channel, text string) (int, string, error) {
 	form := url.Values{
 		"token": {"legacy-verification-token"}, "team_id": {"T0001"}, "team_domain": {"acme"},
 		"channel_id": {channel}, "channel_name": {"coffee"}, "user_id": {user}, "user_name": {strings.ToLower(user)},
 		"command": {"/coffee"}, "text": {text}, "api_app_id": {"A0001"},
-		"response_url": {"https://hooks.slack.com/commands/T0001/1/abc"},
+		"response_url": {s.Slack.NewResponseURL(channel, user)},
 		"trigger_id":   {"13345224609.738474920.8088930838d88f008e0-" + user},
 	}
 	body := form.Encode()
 	ts := time.Now().Unix()
-	req, _ := http.NewRequest(http.MethodPost, ingress+"/slack/commands", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, s.IngressURL+"/slack/commands", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(slackapi.HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(slackapi.HeaderSignature, slackapi.Sign(config.LocalSlackSigningSecret, ts, []byte(body)))
@@ -108,7 +109,7 @@ func TestCoffeeCommandEndToEnd(t *testing.T) {
 	defer cancel()
 
 	sent := time.Now().UTC()
-	status, body := slash(t, s.IngressURL, "U0ALICE", "C0COFFEE", "")
+	status, body := slash(t, s, "U0ALICE", "C0COFFEE", "")
 	if status != http.StatusOK {
 		t.Fatalf("ingress answered %d %s", status, body)
 	}
@@ -199,7 +200,7 @@ func TestCoffeeCommandEndToEnd(t *testing.T) {
 	}
 	var outboxType, createdJSON string
 	var published bool
-	if err := db.QueryRow(ctx, `SELECT ce_type, data->>'created_at', published_at IS NOT NULL FROM outbox WHERE partition_key = $1`,
+	if err := db.QueryRow(ctx, `SELECT ce_type, data->>'created_at', published_at IS NOT NULL FROM outbox WHERE partition_key = $1 AND ce_type = 'com.coffeebuddy.run.created'`,
 		runID).Scan(&outboxType, &createdJSON, &published); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestCoffeeCommandEndToEnd(t *testing.T) {
 
 	// A second /coffee in the same channel joins the active run: the modal
 	// opens, no second run, no second post.
-	if status, body := slash(t, s.IngressURL, "U0BOB", "C0COFFEE", "15"); status != http.StatusOK {
+	if status, body := slash(t, s, "U0BOB", "C0COFFEE", "15"); status != http.StatusOK {
 		t.Fatalf("second command: %d %s", status, body)
 	}
 	if _, err := s.Slack.WaitForCalls(ctx, "views.open", 2); err != nil {
@@ -226,6 +227,11 @@ func TestCoffeeCommandEndToEnd(t *testing.T) {
 	}
 	if n := len(s.Slack.Calls("chat.postMessage")); n != 1 {
 		t.Errorf("%d chat.postMessage calls, want 1", n)
+	}
+	// bob is told whose run his form is for, and that his 15 did not apply.
+	if e := s.Slack.Ephemerals("U0BOB"); len(e) != 1 || !strings.Contains(e[0].Text, "<@U0ALICE>'s coffee run") ||
+		!strings.Contains(e[0].Text, "only applies when starting a new run") {
+		t.Errorf("answers to bob: %+v", e)
 	}
 }
 
@@ -241,7 +247,7 @@ func TestKilledFunctionRestartsOnItsSocket(t *testing.T) {
 	}
 	answered := make(chan int, 1)
 	go func() {
-		status, _, err := trySlash(s.IngressURL, "U0ALICE", "C0KILL", "")
+		status, _, err := trySlash(s, "U0ALICE", "C0KILL", "")
 		if err != nil {
 			t.Errorf("/coffee while the ingress was down: %v", err)
 		}

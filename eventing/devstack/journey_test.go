@@ -92,7 +92,9 @@ func TestJourneyWholeRun(t *testing.T) {
 
 	// Volunteer; a stranger cannot close; the initiator can.
 	must(t, p.Click(ctx, dave, msg, blocks.ActionVolunteer))
-	_, err = p.WaitThread(ctx, msg.TS, "volunteer")
+	_, err = p.WaitEphemeral(ctx, dave, "Thanks for volunteering")
+	must(t, err)
+	_, err = p.WaitRunMessage(ctx, "volunteered to go")
 	must(t, err)
 	must(t, p.Click(ctx, bob, msg, blocks.ActionCloseNow))
 	_, err = p.WaitEphemeral(ctx, bob, "can close this run early")

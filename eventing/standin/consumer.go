@@ -3,18 +3,22 @@ package standin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // consumer is one route's Kafka consumer group (a Trigger's, like the Kafka
-// Broker's per-Trigger groups): records of a partition are delivered one at
-// a time, in order; partitions proceed in parallel, each in its own
-// goroutine; an offset is committed only once its record is done with.
+// Broker's per-Trigger groups). Each partition has its own worker goroutine,
+// so partitions proceed in parallel; within one, records are delivered one
+// at a time in order (an ordered Trigger) or several at once (unordered, see
+// workUnordered). Either way an offset is committed only once its record and
+// every record before it are done with.
 type consumer struct {
 	s      *StandIn
 	g      *generation
@@ -36,10 +40,10 @@ type topicPartition struct {
 	partition int32
 }
 
-// A partition's worker delivers its records in order while the poll loop
-// goes on for the others: the loop only queues. A partition whose backlog
-// grows (its head record is retrying) is paused, so fetching stops for it
-// alone, and resumed once its worker catches up.
+// A partition's worker delivers its records while the poll loop goes on for
+// the others: the loop only queues. A partition whose backlog grows (its
+// head record is retrying, or its unordered window is full) is paused, so
+// fetching stops for it alone, and resumed once its worker catches up.
 const (
 	pauseAtBatches  = 4
 	resumeAtBatches = 1
@@ -178,7 +182,11 @@ func (c *consumer) partition(topic string, part int32) *partition {
 	}
 	p := &partition{wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	c.parts[tp] = p
-	go c.work(tp, p)
+	if c.kr.order == Unordered {
+		go c.workUnordered(tp, p)
+	} else {
+		go c.work(tp, p)
+	}
 	return p
 }
 
@@ -215,7 +223,7 @@ func (c *consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]i
 	c.cl.ResumeFetchPartitions(lost)
 }
 
-// work delivers one partition's records in order.
+// work delivers one partition's records in order, one at a time.
 func (c *consumer) work(tp topicPartition, p *partition) {
 	defer close(p.done)
 	halted := false // stopping: leave the rest uncommitted
@@ -267,23 +275,34 @@ func (c *consumer) deliver(recs []*kgo.Record) (halted bool) {
 // handle delivers r if it passes the route's filter. It reports whether a
 // delivery happened; an error means the stand-in stopped mid-delivery.
 func (c *consumer) handle(r *kgo.Record) (bool, error) {
-	ev, isCE := recordEvent(c.kr.source, r)
-	if !isCE {
-		c.log.Debug("record is not a CloudEvent; wrapped as "+KafkaEventType,
-			slog.String("topic", r.Topic), slog.Int("partition", int(r.Partition)), slog.Int64("offset", r.Offset))
-	}
-	if !Matches(c.kr.filter, ev) {
+	ev, pass := c.event(r)
+	if !pass {
 		return false, nil
 	}
 	return true, c.s.deliver(c.g.ctx, c.g.m, &c.kr.route, ev, r.Key)
 }
 
-func (c *consumer) commit(r *kgo.Record) {
+// event is the event KafkaSource makes of r, and whether it passes the
+// route's filter.
+func (c *consumer) event(r *kgo.Record) (event.Event, bool) {
+	ev, isCE := recordEvent(c.kr.source, r)
+	if !isCE {
+		c.log.Debug("record is not a CloudEvent; wrapped as "+KafkaEventType,
+			slog.String("topic", r.Topic), slog.Int("partition", int(r.Partition)), slog.Int64("offset", r.Offset))
+	}
+	return ev, Matches(c.kr.filter, ev)
+}
+
+// commit commits up to and including r; a failure is logged (the record
+// may be delivered again) and returned.
+func (c *consumer) commit(r *kgo.Record) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.cl.CommitRecords(ctx, r); err != nil {
 		c.log.Error("commit failed; the record may be delivered again",
 			slog.String("topic", r.Topic), slog.Int("partition", int(r.Partition)), slog.Int64("offset", r.Offset),
 			slog.String("error", err.Error()))
+		return fmt.Errorf("standin: commit %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
+	return nil
 }

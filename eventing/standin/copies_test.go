@@ -139,7 +139,8 @@ func (c copyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func TestCopiesDoNotDecide(t *testing.T) {
 	files := baseManifests()
-	files["t.yaml"] = trigger("dup", "dup", nil, dupDelivery)
+	// Ordered: the test expects fail's delivery before rep's.
+	files["t.yaml"] = withDeliveryOrder(trigger("dup", "dup", nil, dupDelivery), standin.Ordered)
 	e := newEnv(t, files)
 	s := newSubscriber(t, ok)
 	e.subs["dup"] = s

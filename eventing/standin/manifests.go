@@ -152,8 +152,9 @@ const DefaultNamespace = "default"
 // possibly holding several "---"-separated documents. Kinds the stand-in does
 // not act on (Services, ConfigMaps, …) are skipped. A file that does not
 // parse, or an object the stand-in could not act on (no name, a Trigger
-// without broker or subscriber, a bad backoffDelay or cron schedule, a name
-// defined twice), is an error naming the file.
+// without broker or subscriber or with a bad delivery-order annotation, a bad
+// backoffDelay or cron schedule, a name defined twice), is an error naming
+// the file.
 func Load(dir string) (*Manifests, error) {
 	files, err := manifestFiles(dir)
 	if err != nil {
@@ -276,6 +277,9 @@ func (m *Manifests) add(file string, doc []byte, seen map[string]string) error {
 			}
 			if err := checkDestination("spec.subscriber", &o.Spec.Subscriber); err != nil {
 				return err
+			}
+			if _, err := parseDeliveryOrder(o.Meta.Annotations); err != nil {
+				return fmt.Errorf("trigger: %w", err)
 			}
 			m.Triggers = append(m.Triggers, o)
 			return checkDelivery("spec.delivery", o.Spec.Delivery)

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/coffeebuddy/coffeebuddy/eventing/standin"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
@@ -425,9 +426,10 @@ func TestRebalanceLeaveMidRetry(t *testing.T) {
 func runRebalance(t *testing.T, tc rebalanceCase) {
 	files := baseManifests()
 	// Enough retries that an injected failure is never dead-lettered (a
-	// dead-lettered event would have no effect and fail the test).
-	files["t.yaml"] = trigger("effects", "effects", map[string]string{"type": rebalanceType},
-		"retry: 40\nbackoffPolicy: linear\nbackoffDelay: PT0.01S")
+	// dead-lettered event would have no effect and fail the test); ordered,
+	// since per-key order is checked.
+	files["t.yaml"] = withDeliveryOrder(trigger("effects", "effects", map[string]string{"type": rebalanceType},
+		"retry: 40\nbackoffPolicy: linear\nbackoffDelay: PT0.01S"), standin.Ordered)
 	e := newEnv(t, files)
 	fx := newEffects(t)
 	srvA, srvB := fx.server("A", tc.faultA), fx.server("B", tc.faultB)
@@ -632,8 +634,8 @@ func keysOn(topic string, part, n int, prefix string) []string {
 // fetch of its own.
 func TestRebalanceRetryingPartitionDoesNotStallOthers(t *testing.T) {
 	files := baseManifests()
-	files["t.yaml"] = trigger("effects", "effects", map[string]string{"type": rebalanceType},
-		"retry: 10000\nbackoffPolicy: linear\nbackoffDelay: PT0.01S")
+	files["t.yaml"] = withDeliveryOrder(trigger("effects", "effects", map[string]string{"type": rebalanceType},
+		"retry: 10000\nbackoffPolicy: linear\nbackoffDelay: PT0.01S"), standin.Ordered)
 	e := newEnv(t, files)
 	fx := newEffects(t)
 	const stuckPart, rounds = 0, 12

@@ -89,6 +89,7 @@ type route struct {
 	filter     map[string]string
 	subscriber Destination
 	delivery   delivery
+	order      DeliveryOrder
 }
 
 // Route describes one resolved subscription, for tests and tooling.
@@ -103,6 +104,9 @@ type Route struct {
 	ConsumerGroup string
 	// Topics are the topics consumed (empty for PingSources).
 	Topics []string
+	// DeliveryOrder is how the consumer group delivers a partition's
+	// records (empty for PingSources, whose events are not consumed).
+	DeliveryOrder DeliveryOrder
 	// Source is "KafkaSource/<name>" or "PingSource/<name>".
 	Source string
 }
@@ -120,11 +124,14 @@ type kafkaRoute struct {
 func (m *Manifests) routesFor(d Destination, ns, sourceName string, own *Delivery) ([]route, []string) {
 	bns, bname, ok := brokerRef(d, ns)
 	if !ok {
+		// A KafkaSource's own spec.ordering is not read: ordered, its
+		// default in Knative too.
 		return []route{{
 			name:       sourceName,
 			ns:         ns,
 			subscriber: d,
 			delivery:   mergeDelivery(own, ns, nil, ""),
+			order:      Ordered,
 		}}, nil
 	}
 	b := m.Broker(bns, bname)
@@ -139,6 +146,7 @@ func (m *Manifests) routesFor(d Destination, ns, sourceName string, own *Deliver
 			filter:     t.Filter(),
 			subscriber: t.Spec.Subscriber,
 			delivery:   mergeDelivery(t.Spec.Delivery, t.Meta.Namespace, b.Spec.Delivery, b.Meta.Namespace),
+			order:      t.DeliveryOrder(),
 		})
 	}
 	return out, nil
@@ -198,6 +206,7 @@ func (m *Manifests) Routes() ([]Route, []string) {
 		out = append(out, Route{
 			Name: r.name, Namespace: r.ns, Filter: r.filter, Subscriber: r.subscriber,
 			ConsumerGroup: r.group, Topics: r.source.Spec.Topics, Source: "KafkaSource/" + r.source.Meta.Name,
+			DeliveryOrder: r.order,
 		})
 	}
 	for _, p := range prs {

@@ -2,8 +2,9 @@
 // reads the same manifests as the cluster (eventing/*.yaml: KafkaSource,
 // Broker, Triggers, KafkaSink, PingSource) and delivers CloudEvents over HTTP
 // to the functions with Knative's semantics — Trigger attribute filters,
-// per-Trigger consumer groups, ordered per-partition delivery, commit after
-// success, retry with linear or exponential backoff, dead-lettering with the
+// per-Trigger consumer groups, ordered or unordered per-partition delivery
+// (the Trigger's delivery.order annotation), in-order commits after success,
+// retry with linear or exponential backoff, dead-lettering with the
 // knativeerror* extensions, and reply events published back to the broker.
 //
 // It is a development tool, never the production path: in a cluster the
@@ -57,6 +58,10 @@ type Config struct {
 	// attempt to deliver an event to a subscriber is sent this many times
 	// at once (0 or 1: once). See SetCopies.
 	Copies int
+	// UnorderedMaxInFlight bounds how many records of one partition an
+	// unordered Trigger has in flight at once (default
+	// DefaultUnorderedMaxInFlight).
+	UnorderedMaxInFlight int
 }
 
 // StandIn runs the local eventing data plane.
@@ -77,6 +82,11 @@ type StandIn struct {
 
 	copies     atomic.Int64 // see Config.Copies
 	copiesSent atomic.Int64
+
+	// settled, if set (by tests, before Run), is called once an unordered
+	// consumer is done with a delivered record and has committed what
+	// that allows.
+	settled func(topic string, partition int32, offset int64)
 }
 
 // New loads cfg.Dir and prepares a stand-in; Run starts it.
@@ -89,6 +99,9 @@ func New(cfg Config) (*StandIn, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.UnorderedMaxInFlight <= 0 {
+		cfg.UnorderedMaxInFlight = DefaultUnorderedMaxInFlight
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -111,6 +111,12 @@ func trigger(name, subscriber string, filter map[string]string, delivery string)
 	return b.String()
 }
 
+// withDeliveryOrder sets a rendered Trigger's delivery-order annotation
+// (Knative's default, when absent, is unordered).
+func withDeliveryOrder(doc string, order standin.DeliveryOrder) string {
+	return strings.Replace(doc, "metadata:\n", "metadata:\n  annotations:\n    "+standin.DeliveryOrderAnnotation+": "+string(order)+"\n", 1)
+}
+
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	// Write then rename, so a polling stand-in never sees half a file.
@@ -252,11 +258,20 @@ func (e *env) config() standin.Config {
 // start runs a stand-in until the returned stop is called (or the test
 // ends) and waits until it is ready.
 func (e *env) start(cfg standin.Config) (*standin.StandIn, func()) {
+	e.t.Helper()
+	return e.startWith(cfg, nil)
+}
+
+// startWith is start with a hook run between New and Run.
+func (e *env) startWith(cfg standin.Config, beforeRun func(*standin.StandIn)) (*standin.StandIn, func()) {
 	t := e.t
 	t.Helper()
 	si, err := standin.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if beforeRun != nil {
+		beforeRun(si)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -359,8 +374,9 @@ func header(r *kgo.Record, k string) string {
 
 func TestFilterRouting(t *testing.T) {
 	files := baseManifests()
-	files["trigger-a.yaml"] = trigger("route-a", "sub-a", map[string]string{"type": "test.a"}, "")
-	files["trigger-b.yaml"] = trigger("route-b", "sub-b", map[string]string{"type": "test.b", "flavour": "mint"}, "")
+	// Ordered, so each subscriber's events arrive in partition order.
+	files["trigger-a.yaml"] = withDeliveryOrder(trigger("route-a", "sub-a", map[string]string{"type": "test.a"}, ""), standin.Ordered)
+	files["trigger-b.yaml"] = withDeliveryOrder(trigger("route-b", "sub-b", map[string]string{"type": "test.b", "flavour": "mint"}, ""), standin.Ordered)
 	e := newEnv(t, files)
 	a, b := newSubscriber(t, ok), newSubscriber(t, ok)
 	e.subs["sub-a"], e.subs["sub-b"] = a, b
@@ -656,7 +672,7 @@ func TestCommitOnlyAfterSuccess(t *testing.T) {
 
 func TestOrderingWithinPartition(t *testing.T) {
 	files := baseManifests()
-	files["t.yaml"] = trigger("ordered", "ordered", nil, "retry: 3\nbackoffPolicy: linear\nbackoffDelay: PT0.01S")
+	files["t.yaml"] = withDeliveryOrder(trigger("ordered", "ordered", nil, "retry: 3\nbackoffPolicy: linear\nbackoffDelay: PT0.01S"), standin.Ordered)
 	e := newEnv(t, files)
 	var mu sync.Mutex
 	failed := map[string]bool{}
@@ -913,6 +929,13 @@ func TestRealManifests(t *testing.T) {
 			t.Errorf("trigger %s filters on %q: %v", tr.Meta.Name, typ, err)
 		}
 	}
+	// Each Trigger states its delivery order: without the annotation the
+	// Kafka Broker, and so the stand-in, deliver unordered.
+	for _, tr := range m.Triggers {
+		if _, ok := tr.Meta.Annotations[standin.DeliveryOrderAnnotation]; !ok {
+			t.Errorf("trigger %s (%s) does not set %s", tr.Meta.Name, tr.File, standin.DeliveryOrderAnnotation)
+		}
+	}
 	if len(m.KafkaSinks) != 1 || m.KafkaSinks[0].Spec.Topic != events.TopicDeadLetter {
 		t.Errorf("dead-letter KafkaSink topic: %+v", m.KafkaSinks)
 	}
@@ -932,6 +955,7 @@ func TestLoadErrorsNameTheFile(t *testing.T) {
 		"nobroker.yaml":  "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec:\n  subscriber: {uri: 'http://x'}\n",
 		"filters.yaml":   "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t}\nspec:\n  broker: bus\n  filters: [{exact: {type: x}}]\n  subscriber: {uri: 'http://x'}\n",
 		"noname.yaml":    "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {}\n",
+		"order.yaml":     withDeliveryOrder(trigger("bad-order", "s", nil, ""), "sometimes"),
 	}
 	for file, body := range tests {
 		t.Run(file, func(t *testing.T) {

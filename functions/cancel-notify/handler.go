@@ -66,7 +66,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		}
 		ts, _, err = h.once.Post(ctx, "cancel:"+id.String(), run.ChannelID, run.SlackMessageTS,
 			blocks.CancelNotice(fact.CancelledBy, fact.Reason, orderers))
-		if err != nil {
+		if err := slackapi.Courtesy(ctx, log, "post the cancellation in the thread", err); err != nil {
 			return nil, err
 		}
 	}

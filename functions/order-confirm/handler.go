@@ -15,7 +15,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const consumer = "order-confirm"
@@ -72,19 +71,13 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	o := coffee.Order{RunID: id, UserID: p.UserID, Drink: p.Drink, Size: p.Size, Customizations: p.Customizations}
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
 		// Posted inside the dedup transaction: concurrent redeliveries wait
-		// on the processed_events row, a failed post rolls it back and is
-		// retried, and a redelivery after commit posts nothing.
-		cli, err := h.slack.Get()
-		if err != nil {
-			return err
-		}
-		_, err = cli.PostEphemeralContext(ctx, run.ChannelID, p.UserID,
-			slack.MsgOptionText(blocks.OrderConfirmationText(kind, o), false),
-			slack.MsgOptionBlocks(blocks.OrderConfirmation(kind, o)...))
-		if err != nil {
-			return fmt.Errorf("chat.postEphemeral: %w", err)
-		}
-		return nil
+		// on the processed_events row, a rate-limited post rolls it back
+		// and is retried, a redelivery after commit posts nothing, and a
+		// permanent refusal is logged (slackapi.Inform). It goes where the
+		// orderer opened the form (its response_url), else to the channel.
+		return h.slack.Inform(ctx, log, "confirm the order",
+			slackapi.Answer{ResponseURL: p.ResponseURL, Channel: run.ChannelID, User: p.UserID},
+			slackapi.Reply{Text: blocks.OrderConfirmationText(kind, o), Blocks: blocks.OrderConfirmation(kind, o)})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("confirm order: %w", err)

@@ -16,7 +16,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const (
@@ -81,7 +80,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		}
 		var err error
 		placed, edited, err = store.PlaceOrder(ctx, tx, sub.TeamID, sub.ChannelID, coffee.Order{
-			UserID: sub.UserID, Drink: sub.Drink, Size: sub.Size, Customizations: sub.Customizations,
+			UserID: sub.UserID, Drink: sub.Drink, Size: sub.Size, Customizations: coffee.NormalizeCustomizations(sub.Customizations),
 		}, now)
 		if errors.Is(err, coffee.ErrRunClosed) {
 			return errClosed
@@ -105,7 +104,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 			Type: events.TypeOrderPlaced, Source: source, Subject: runID, Key: runID,
 			Data: events.OrderPlaced{
 				RunID: runID, UserID: placed.UserID, Drink: placed.Drink, Size: placed.Size,
-				Customizations: placed.Customizations, Edited: edited,
+				Customizations: placed.Customizations, Edited: edited, ResponseURL: sub.ResponseURL,
 			},
 		})
 		return err
@@ -148,9 +147,12 @@ func (h *Handler) refuse(ctx context.Context, e event.Event, sub events.OrderSub
 		return fmt.Errorf("channel %s has an open run now (%s): retrying", sub.ChannelID, run.ID)
 	}
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
-		// Posted inside the dedup transaction: a failed post rolls it back
-		// and the retry posts; a redelivery after commit posts nothing.
-		return ephemeral(ctx, h.slack, sub.ChannelID, sub.UserID, blocks.RunClosedNotice)
+		// Posted inside the dedup transaction: a rate-limited post rolls
+		// it back and the retry posts; a redelivery after commit posts
+		// nothing; a permanent refusal is logged (slackapi.Inform).
+		return h.slack.Inform(ctx, log, "tell the orderer the run closed",
+			slackapi.Answer{ResponseURL: sub.ResponseURL, Channel: sub.ChannelID, User: sub.UserID},
+			slackapi.Reply{Text: blocks.RunClosedNotice})
 	})
 	if err != nil {
 		return fmt.Errorf("tell the user the run closed: %w", err)
@@ -166,16 +168,4 @@ func submittedAt(e event.Event, sub events.OrderSubmitted) time.Time {
 		return t
 	}
 	return sub.At
-}
-
-// ephemeral shows text to user in channel.
-func ephemeral(ctx context.Context, clients *slackapi.Clients, channel, user, text string) error {
-	cli, err := clients.Get()
-	if err != nil {
-		return err
-	}
-	if _, err := cli.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(text, false)); err != nil {
-		return fmt.Errorf("chat.postEphemeral: %w", err)
-	}
-	return nil
 }

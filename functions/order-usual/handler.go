@@ -17,7 +17,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const (
@@ -124,16 +123,16 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 			Type: events.TypeOrderPlaced, Source: source, Subject: run.ID.String(), Key: run.ID.String(),
 			Data: events.OrderPlaced{
 				RunID: run.ID.String(), UserID: placed.UserID, Drink: placed.Drink, Size: placed.Size,
-				Customizations: placed.Customizations, Edited: edited, Usual: true,
+				Customizations: placed.Customizations, Edited: edited, Usual: true, ResponseURL: act.ResponseURL,
 			},
 		})
 		return err
 	})
 	switch {
 	case errors.Is(err, errClosed):
-		return nil, h.tell(ctx, e, run, act.UserID, blocks.RunClosedNotice, "usual refused: the run is closed")
+		return nil, h.tell(ctx, e, run, act, blocks.RunClosedNotice, "usual refused: the run is closed")
 	case errors.Is(err, errNoUsual):
-		return nil, h.tell(ctx, e, run, act.UserID, blocks.NoUsualNotice, "usual refused: no order history")
+		return nil, h.tell(ctx, e, run, act, blocks.NoUsualNotice, "usual refused: no order history")
 	case err != nil:
 		return nil, fmt.Errorf("place usual: %w", err)
 	case dup:
@@ -147,23 +146,19 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	return nil, nil
 }
 
-// tell shows the clicker why nothing was ordered, once per event: the post
-// happens inside the dedup transaction, so a failed post is retried and a
-// redelivery after success posts nothing.
-func (h *Handler) tell(ctx context.Context, e event.Event, run coffee.Run, user, text, what string) error {
+// tell shows the clicker why nothing was ordered, where they clicked, once
+// per event: the post happens inside the dedup transaction, so a
+// rate-limited post is retried and a redelivery after success posts
+// nothing; a permanent refusal is logged (slackapi.Inform).
+func (h *Handler) tell(ctx context.Context, e event.Event, run coffee.Run, act events.RunAction, text, what string) error {
+	log := function.Logger(ctx).With("run_id", run.ID, "user", act.UserID)
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error {
-		cli, err := h.slack.Get()
-		if err != nil {
-			return err
-		}
-		if _, err := cli.PostEphemeralContext(ctx, run.ChannelID, user, slack.MsgOptionText(text, false)); err != nil {
-			return fmt.Errorf("chat.postEphemeral: %w", err)
-		}
-		return nil
+		return h.slack.Inform(ctx, log, "tell the clicker",
+			slackapi.Answer{ResponseURL: act.ResponseURL, Channel: run.ChannelID, User: act.UserID}, slackapi.Reply{Text: text})
 	})
 	if err != nil {
 		return err
 	}
-	function.Logger(ctx).Info(what, "run_id", run.ID, "user", user, "duplicate", dup)
+	log.Info(what, "duplicate", dup)
 	return nil
 }

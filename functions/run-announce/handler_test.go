@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,73 @@ func TestRunMessageAlreadyPostedUnderItsKey(t *testing.T) {
 			}
 			if msgs := r.slack.Messages("C1"); len(msgs) != 1 || !msgs[0].Edited || msgs[0].Text == "Coffee run (as it stood)" {
 				t.Fatalf("found message not brought up to date: %+v", msgs)
+			}
+		})
+	}
+}
+
+// TestChannelsTheBotIsNotIn plays run.created where Slack does not let the
+// bot post: a public channel it joins and then posts in; private or
+// archived ones, where the run is abandoned (audit run_abandoned) and its
+// initiator told why through the command's response_url, once.
+func TestChannelsTheBotIsNotIn(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		conv      slackstandin.Conversation
+		posted    bool
+		slackErr  string
+		noticeHas string
+	}{
+		{"public, not a member", slackstandin.Conversation{ID: "C1", Name: "coffee"}, true, "", ""},
+		{"private, not a member", slackstandin.Conversation{ID: "C1", Name: "secret", Private: true}, false, "channel_not_found", "/invite @coffeebuddy"},
+		// Archived since the /coffee: Slack takes no answer there either
+		// (channel_is_archived); the refusal is logged.
+		{"archived", slackstandin.Conversation{ID: "C1", Name: "old", Archived: true, BotMember: true}, false, "is_archived", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx := context.Background()
+			if err := r.slack.AddConversation(tc.conv); err != nil {
+				t.Fatal(err)
+			}
+			e := functest.Event("ce-1", events.TypeRunCreated, "/coffeebuddy/run-start", events.RunCreated{RunID: r.run.String(),
+				TeamID: "T1", ChannelID: "C1", InitiatorUserID: "U1", ResponseURL: r.slack.NewResponseURL("C1", "U1")})
+			for range 2 { // and a redelivery
+				if _, err := r.h.Handle(ctx, e); err != nil {
+					t.Fatalf("Handle = %v", err)
+				}
+			}
+			run, err := store.GetRun(ctx, r.db.Pool, r.run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			notices := r.slack.Ephemerals("U1")
+			if tc.posted {
+				if len(r.slack.Messages("C1")) != 1 || run.SlackMessageTS == "" || len(r.slack.Calls("conversations.join")) != 1 {
+					t.Fatalf("joined %d times, %d messages, ts %q", len(r.slack.Calls("conversations.join")), len(r.slack.Messages("C1")), run.SlackMessageTS)
+				}
+				if len(notices) != 0 {
+					t.Fatalf("notices to the initiator: %+v", notices)
+				}
+				return
+			}
+			if run.Status != "cancelled" || run.SlackMessageTS != "" {
+				t.Fatalf("run %s ts %q, want abandoned", run.Status, run.SlackMessageTS)
+			}
+			if n := functest.Count(t, r.db.Pool, `SELECT count(*) FROM audit_logs WHERE event_type = 'run_abandoned'
+				AND run_id = $1 AND details->>'slack_error' = $2`, r.run, tc.slackErr); n != 1 {
+				t.Fatalf("%d run_abandoned rows with %s, want 1", n, tc.slackErr)
+			}
+			switch {
+			case tc.noticeHas == "" && len(notices) != 0:
+				t.Fatalf("notices to the initiator: %+v, want none", notices)
+			case tc.noticeHas != "" && (len(notices) != 1 || notices[0].Via != slackstandin.MethodResponseURL ||
+				!strings.Contains(notices[0].Text, tc.noticeHas)):
+				t.Fatalf("notices to the initiator: %+v, want one saying %q", notices, tc.noticeHas)
+			}
+			// The channel is free for the next /coffee.
+			if _, err := store.ActiveRun(ctx, r.db.Pool, "T1", "C1"); err == nil {
+				t.Fatal("the abandoned run still holds the channel")
 			}
 		})
 	}

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -19,6 +14,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/jackc/pgx/v5"
 )
@@ -26,8 +22,6 @@ import (
 const (
 	consumer = "run-cancel"
 	source   = "/coffeebuddy/run-cancel"
-	// ResponseTimeout bounds one response_url post.
-	ResponseTimeout = 5 * time.Second
 )
 
 // Publisher publishes committed outbox rows.
@@ -39,13 +33,13 @@ type Publisher interface {
 type Handler struct {
 	store  *store.Store
 	outbox Publisher
-	http   *http.Client // for response_url; it must have a timeout
+	slack  *slackapi.Clients
 	now    func() time.Time
 }
 
 // New returns the handler; now is the clock (time.Now in production).
-func New(s *store.Store, p Publisher, c *http.Client, now func() time.Time) *Handler {
-	return &Handler{store: s, outbox: p, http: c, now: now}
+func New(s *store.Store, p Publisher, c *slackapi.Clients, now func() time.Time) *Handler {
+	return &Handler{store: s, outbox: p, slack: c, now: now}
 }
 
 // errRefused rolls back a cancel that was not allowed: nothing changed, and
@@ -110,12 +104,16 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	return nil, nil
 }
 
-// refuse tells the caller why nothing was cancelled, then records the event
-// as processed so a redelivery does not tell them twice. If the answer
-// cannot be sent the error is retryable: the retry decides afresh.
+// refuse tells the caller why nothing was cancelled, through the command's
+// response_url, then records the event as processed so a redelivery does
+// not tell them twice. A rate-limited answer is retried (nothing recorded
+// yet, the retry decides afresh); one Slack refuses for good (an expired
+// response_url) is logged and the event recorded.
 func (h *Handler) refuse(ctx context.Context, ceID string, cmd events.SlashCommand, answer blocks.Ephemeral) error {
 	log := function.Logger(ctx).With("channel", cmd.ChannelID, "user", cmd.UserID)
-	if err := h.respond(ctx, cmd.ResponseURL, answer); err != nil {
+	if err := h.slack.Inform(ctx, log, "tell the caller why nothing was cancelled",
+		slackapi.Answer{ResponseURL: cmd.ResponseURL, Channel: cmd.ChannelID, User: cmd.UserID},
+		slackapi.Reply{Text: answer.Text}); err != nil {
 		return err
 	}
 	if _, err := h.store.Once(ctx, consumer, ceID, func(pgx.Tx) error { return nil }); err != nil {
@@ -123,42 +121,4 @@ func (h *Handler) refuse(ctx context.Context, ceID string, cmd events.SlashComma
 	}
 	log.Info("cancel refused", "answer", answer.Text)
 	return nil
-}
-
-// respond posts answer to the command's response_url.
-func (h *Handler) respond(ctx context.Context, responseURL string, answer blocks.Ephemeral) error {
-	log := function.Logger(ctx)
-	u, err := url.Parse(responseURL)
-	if responseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		// Nothing to answer through; retrying cannot change that.
-		log.Warn("command has no usable response_url; the caller is not told", "response_url", responseURL)
-		return nil
-	}
-	body, err := json.Marshal(answer)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, ResponseTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("response_url: %w", err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	switch {
-	case resp.StatusCode/100 == 2:
-		return nil
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		// Expired (Slack keeps a response_url for 30 minutes): the caller
-		// has moved on, and retrying cannot bring it back.
-		log.Warn("response_url expired; the caller is not told", "status", resp.StatusCode, "body", string(msg))
-		return nil
-	}
-	return fmt.Errorf("response_url: HTTP %d: %s", resp.StatusCode, msg)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -37,8 +37,9 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	db, kc := pgtest.New(t), kafkatest.New(t)
 	relay := functest.Relay(t, db.Pool, kc)
-	h := New(store.New(db.Pool), relay, &http.Client{Timeout: ResponseTimeout}, func() time.Time { return clock })
-	return &rig{t: t, db: db, kc: kc, slack: slackstandin.NewTestServer(t, slackstandin.Options{}), h: h}
+	sl, clients := functest.Slack(t)
+	h := New(store.New(db.Pool), relay, clients, func() time.Time { return clock })
+	return &rig{t: t, db: db, kc: kc, slack: sl, h: h}
 }
 
 func (r *rig) tx(fn func(pgx.Tx) error) {
@@ -264,6 +265,30 @@ func TestFailedAnswerIsRetried(t *testing.T) {
 	}
 	if eph := r.slack.Ephemerals("U3"); len(eph) != 1 {
 		t.Fatalf("%d answers after the retry, want 1", len(eph))
+	}
+}
+
+// TestExpiredAnswerDoesNotHoldTheCommand: a response_url Slack no longer
+// takes (30 minutes, 5 uses) is a permanent refusal: logged, and the
+// command is recorded, not retried for minutes.
+func TestExpiredAnswerDoesNotHoldTheCommand(t *testing.T) {
+	r := newRig(t)
+	r.journey(coffee.StatusActive)
+	e := r.cancel("ce-1", "U3", "")
+	var data events.SlashCommand
+	if err := e.DataAs(&data); err != nil {
+		t.Fatal(err)
+	}
+	for range slackstandin.ResponseURLMaxUses { // used up elsewhere
+		if err := r.h.slack.Respond(context.Background(), data.ResponseURL, slackapi.Reply{Text: "earlier"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.h.Handle(context.Background(), e); err != nil {
+		t.Fatalf("Handle = %v, want the refusal logged and the command done", err)
+	}
+	if n := r.count(`SELECT count(*) FROM processed_events WHERE consumer = $1 AND ce_id = 'ce-1'`, consumer); n != 1 {
+		t.Fatalf("command recorded %d times, want 1", n)
 	}
 }
 

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
@@ -15,10 +14,9 @@ import (
 func main() {
 	function.Main(function.Spec{
 		Name:  "run-cancel",
-		Needs: function.Needs{DB: true, Kafka: true},
+		Needs: function.Needs{DB: true, Kafka: true, Slack: true},
 		Events: func(d *function.Deps) (function.Handler, error) {
-			return New(store.New(d.DB), outbox.NewRelay(d.DB, d.Kafka, d.Log),
-				&http.Client{Timeout: ResponseTimeout}, time.Now), nil
+			return New(store.New(d.DB), outbox.NewRelay(d.DB, d.Kafka, d.Log), d.Slack, time.Now), nil
 		},
 	})
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const (
@@ -86,8 +85,9 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 }
 
 // refuse answers a click that closes nothing, once per click: the answer
-// goes out before the click is recorded, so a failed post (a 429 included)
-// is retried rather than lost.
+// goes out before the click is recorded, so a rate-limited post is retried
+// rather than lost, while one Slack refuses for good is logged and the
+// click recorded (slackapi.Inform).
 func (h *Handler) refuse(ctx context.Context, ceID string, act events.RunAction, text, why string) error {
 	done, err := store.Processed(ctx, h.store.DB, consumer, ceID)
 	if err != nil || done {
@@ -110,13 +110,9 @@ func notOpen(run coffee.Run) string {
 	return "This run is already closed."
 }
 
+// ephemeral answers the clicker where they clicked (the click's
+// response_url).
 func (h *Handler) ephemeral(ctx context.Context, act events.RunAction, text string) error {
-	cli, err := h.slack.Get()
-	if err != nil {
-		return err
-	}
-	if _, err := cli.PostEphemeralContext(ctx, act.ChannelID, act.UserID, slack.MsgOptionText(text, false)); err != nil {
-		return fmt.Errorf("chat.postEphemeral: %w", err)
-	}
-	return nil
+	return h.slack.Inform(ctx, function.Logger(ctx), "answer the clicker",
+		slackapi.Answer{ResponseURL: act.ResponseURL, Channel: act.ChannelID, User: act.UserID}, slackapi.Reply{Text: text})
 }

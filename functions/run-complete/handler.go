@@ -16,7 +16,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const (
@@ -118,14 +117,15 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	return nil, nil
 }
 
-// answer tells the clicker the outcome, inside the transaction that records
-// it: if Slack refuses (a 429 included), nothing is committed and the whole
-// event is retried, so the answer is neither lost nor sent twice.
+// answer tells the clicker the outcome, through the click's response_url
+// (it reaches them wherever they clicked: a DM forwarded to them included),
+// inside the transaction that records it: if Slack rate limits it or is
+// down, nothing is committed and the click is retried, so the answer is
+// not lost. A permanent refusal (the clicker cannot be reached there) is
+// logged and counted, and the click is recorded all the same.
 func (h *Handler) answer(ctx context.Context, act events.RunAction, text string) error {
-	if err := h.ephemeral(ctx, act, text); err != nil {
-		return fmt.Errorf("answer the clicker: %w", err)
-	}
-	return nil
+	return h.slack.Inform(ctx, function.Logger(ctx), "answer the clicker",
+		slackapi.Answer{ResponseURL: act.ResponseURL, Channel: act.ChannelID, User: act.UserID}, slackapi.Reply{Text: text})
 }
 
 func refusal(run coffee.Run, err error) string {
@@ -142,13 +142,3 @@ func refusal(run coffee.Run, err error) string {
 	return msgNoRunner
 }
 
-func (h *Handler) ephemeral(ctx context.Context, act events.RunAction, text string) error {
-	cli, err := h.slack.Get()
-	if err != nil {
-		return err
-	}
-	if _, err := cli.PostEphemeralContext(ctx, act.ChannelID, act.UserID, slack.MsgOptionText(text, false)); err != nil {
-		return fmt.Errorf("chat.postEphemeral: %w", err)
-	}
-	return nil
-}

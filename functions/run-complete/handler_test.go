@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"github.com/slack-go/slack"
 	"testing"
@@ -223,6 +224,48 @@ func TestRefusedClicksChangeNothing(t *testing.T) {
 				t.Fatalf("%d audit/outbox rows after a refused click", n)
 			}
 		})
+	}
+}
+
+// TestAnswersGoWhereTheyClicked: with the click's response_url the answer
+// reaches the clicker even in a conversation they are not a member of (a
+// runner's DM forwarded to them), where chat.postEphemeral is refused.
+func TestAnswersGoWhereTheyClicked(t *testing.T) {
+	r := newRig(t, "U2", "U3")
+	dm := r.slack.DMChannel("U2")
+	click := functest.Event("ce-1", events.TypeCompleteRequest, events.SourceIngress, events.RunAction{RunID: r.run.ID.String(),
+		TeamID: "T1", ChannelID: dm, UserID: "U3", ResponseURL: r.slack.NewResponseURL(dm, "U3"), At: r.now})
+	r.handle(click)
+	got := r.slack.Ephemerals("U3")
+	if len(got) != 1 || got[0].Via != slackstandin.MethodResponseURL || got[0].Text != "Only <@U2> can mark this run complete." {
+		t.Fatalf("answers to U3: %+v", got)
+	}
+	if n := len(r.slack.Calls("chat.postEphemeral")); n != 0 {
+		t.Fatalf("%d chat.postEphemeral calls, want none", n)
+	}
+}
+
+// TestRefusedAnswerDoesNotHoldTheRun: the non-runner's click in the
+// runner's DM without a response_url (Slack refuses the ephemeral,
+// user_not_in_channel) is recorded at once, so the runner's click behind it
+// completes the run.
+func TestRefusedAnswerDoesNotHoldTheRun(t *testing.T) {
+	r := newRig(t, "U2", "U3")
+	forwarded := functest.Event("ce-1", events.TypeCompleteRequest, events.SourceIngress, events.RunAction{RunID: r.run.ID.String(),
+		TeamID: "T1", ChannelID: r.slack.DMChannel("U2"), UserID: "U3", At: r.now})
+	if _, err := r.h.Handle(context.Background(), forwarded); err != nil {
+		t.Fatalf("refused answer: Handle = %v, want the click done", err)
+	}
+	calls := r.slack.Calls("chat.postEphemeral")
+	if len(calls) != 1 || !strings.Contains(string(calls[0].Response), "user_not_in_channel") {
+		t.Fatalf("chat.postEphemeral calls: %+v", calls)
+	}
+	if n := r.count(`SELECT count(*) FROM processed_events WHERE consumer = $1 AND ce_id = 'ce-1'`, consumer); n != 1 {
+		t.Fatal("the refused click was not recorded")
+	}
+	r.handle(r.click("ce-2", "U2"))
+	if run := r.current(); run.Status != coffee.StatusCompleted {
+		t.Fatalf("run %s after the runner's click, want completed", run.Status)
 	}
 }
 

@@ -4,19 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/audit"
+	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/coffeebuddy/coffeebuddy/shared/timers"
 	"github.com/jackc/pgx/v5"
 )
 
-const consumer = "run-start"
+const (
+	consumer = "run-start"
+	source   = "/coffeebuddy/run-start"
+)
 
 // Publisher publishes committed outbox rows.
 type Publisher interface {
@@ -27,17 +34,22 @@ type Publisher interface {
 type Handler struct {
 	store    *store.Store
 	outbox   Publisher
+	slack    *slackapi.Clients
 	lastCall time.Duration
 	now      func() time.Time
 }
 
 // New returns the handler; lastCall is COFFEE_LAST_CALL.
-func New(s *store.Store, p Publisher, lastCall time.Duration, now func() time.Time) *Handler {
-	return &Handler{store: s, outbox: p, lastCall: lastCall, now: now}
+func New(s *store.Store, p Publisher, sl *slackapi.Clients, lastCall time.Duration, now func() time.Time) *Handler {
+	return &Handler{store: s, outbox: p, slack: sl, lastCall: lastCall, now: now}
 }
 
 // Handle creates the run, its audit row and its run.created outbox event in
-// one transaction, then publishes the event.
+// one transaction, then publishes the event. When the channel already has
+// an active run (or another /coffee created one a moment earlier) the
+// caller is told which run their order form belongs to and when its last
+// call is, through the command's response_url, in that same transaction:
+// a rate-limited answer retries the event, a refused one is logged.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var cmd events.SlashCommand
 	if err := e.DataAs(&cmd); err != nil {
@@ -52,7 +64,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	}
 	log := function.Logger(ctx)
 	now := h.now().UTC()
-	var outboxID int64
+	var outboxIDs []int64
 	var run coffee.Run
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
 		if err := store.UpsertUser(ctx, tx, cmd.TeamID, cmd.UserID, cmd.UserName); err != nil {
@@ -65,7 +77,9 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		if errors.Is(err, coffee.ErrRunActive) {
 			// One active run per channel: the caller orders into it (the
 			// ingress already opened the modal).
-			return nil
+			return h.slack.Inform(ctx, log, "tell the caller which run they joined",
+				slackapi.Answer{ResponseURL: cmd.ResponseURL, Channel: cmd.ChannelID, User: cmd.UserID},
+				slackapi.Reply{Text: blocks.RunAlreadyOpenNotice(run, cmd.UserID, strings.TrimSpace(cmd.Text) != "")})
 		}
 		if err != nil {
 			return err
@@ -77,13 +91,20 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		}); err != nil {
 			return err
 		}
-		outboxID, err = outbox.Enqueue(ctx, tx, outbox.Message{
-			Type: events.TypeRunCreated, Source: "/coffeebuddy/run-start", Subject: run.ID.String(), Key: run.ID.String(),
+		created, err := outbox.Enqueue(ctx, tx, outbox.Message{
+			Type: events.TypeRunCreated, Source: source, Subject: run.ID.String(), Key: run.ID.String(),
 			Data: events.RunCreated{
 				RunID: run.ID.String(), TeamID: run.TeamID, ChannelID: run.ChannelID,
 				InitiatorUserID: run.InitiatorUserID, LastCallAt: run.LastCallAt, CreatedAt: run.CreatedAt,
+				ResponseURL: cmd.ResponseURL,
 			},
 		})
+		if err != nil {
+			return err
+		}
+		// Its last-call warning and last call, on time (run-timer).
+		timerIDs, err := timers.Schedule(ctx, tx, source, run.ID, timers.Warn, timers.LastCall)
+		outboxIDs = append([]int64{created}, timerIDs...)
 		return err
 	})
 	switch {
@@ -92,7 +113,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	case dup:
 		log.Info("duplicate delivery ignored")
 		return nil, nil
-	case outboxID == 0:
+	case len(outboxIDs) == 0:
 		log.Info("channel already has an active run", "run_id", run.ID)
 		return nil, nil
 	}
@@ -100,7 +121,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	log.Info("run created", "last_call_at", run.LastCallAt)
 	// Committed: a failed publish is not this event's failure. The row stays
 	// unpublished and the outbox sweep sends it.
-	if err := h.outbox.Publish(ctx, outboxID); err != nil {
+	if err := h.outbox.Publish(ctx, outboxIDs...); err != nil {
 		log.Warn("outbox publish deferred to the sweep", "err", err)
 	}
 	return nil, nil

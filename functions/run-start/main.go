@@ -1,5 +1,5 @@
 // Command run-start handles com.coffeebuddy.command.coffee: it starts the
-// channel's coffee run, or leaves the active one as it is.
+// channel's coffee run, or tells the caller about the active one.
 package main
 
 import (
@@ -13,9 +13,9 @@ import (
 func main() {
 	function.Main(function.Spec{
 		Name:  "run-start",
-		Needs: function.Needs{DB: true, Kafka: true},
+		Needs: function.Needs{DB: true, Kafka: true, Slack: true},
 		Events: func(d *function.Deps) (function.Handler, error) {
-			return New(store.New(d.DB), outbox.NewRelay(d.DB, d.Kafka, d.Log), d.Config.LastCall, time.Now), nil
+			return New(store.New(d.DB), outbox.NewRelay(d.DB, d.Kafka, d.Log), d.Slack, d.Config.LastCall, time.Now), nil
 		},
 	})
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/slack-go/slack"
 )
 
 const (
@@ -48,10 +47,15 @@ type outcome struct {
 	outboxID int64
 }
 
+// msgThanks answers the volunteer: the run message shows them to everyone,
+// and the thread names them once, at last call.
+const msgThanks = ":raising_hand: Thanks for volunteering! You're going: at last call you'll get everyone's order by DM."
+
 // Handle makes the clicker the run's volunteer, with its audit row and the
 // volunteer_set outbox event in the same transaction, then publishes it
-// (volunteer-notify updates the run message and the thread). A second
-// volunteer, or a click on a closed run, gets an ephemeral note instead.
+// (volunteer-notify updates the run message). The volunteer is thanked
+// where they clicked; a second volunteer, or a click on a closed run, gets
+// an ephemeral note instead.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var act events.RunAction
 	if err := e.DataAs(&act); err != nil {
@@ -69,9 +73,10 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
 		run, changed, err := store.SetVolunteer(ctx, tx, id, act.UserID)
 		out = outcome{run: run}
-		// Refusals are answered inside the transaction: if Slack refuses
-		// the answer (a 429 included), nothing is recorded and the click is
-		// retried rather than silently dropped.
+		// Refusals are answered inside the transaction: if Slack rate
+		// limits the answer or is down, nothing is recorded and the click
+		// is retried rather than silently dropped; a permanent refusal is
+		// logged and the click recorded (slackapi.Inform).
 		if errors.Is(err, coffee.ErrNotActive) {
 			out.closed = true
 			return h.ephemeral(ctx, act, notOpen(run))
@@ -98,7 +103,10 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 			Type: events.TypeVolunteerSet, Source: source, Subject: run.ID.String(), Key: run.ID.String(),
 			Data: events.RunFact{RunID: run.ID.String(), UserID: act.UserID},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return h.ephemeral(ctx, act, msgThanks)
 	})
 	switch {
 	case errors.Is(err, coffee.ErrRunNotFound):
@@ -133,13 +141,9 @@ func notOpen(run coffee.Run) string {
 	return "This run has already closed, so it no longer takes volunteers."
 }
 
+// ephemeral answers the clicker where they clicked (the click's
+// response_url).
 func (h *Handler) ephemeral(ctx context.Context, act events.RunAction, text string) error {
-	cli, err := h.slack.Get()
-	if err != nil {
-		return err
-	}
-	if _, err := cli.PostEphemeralContext(ctx, act.ChannelID, act.UserID, slack.MsgOptionText(text, false)); err != nil {
-		return fmt.Errorf("chat.postEphemeral: %w", err)
-	}
-	return nil
+	return h.slack.Inform(ctx, function.Logger(ctx), "answer the clicker",
+		slackapi.Answer{ResponseURL: act.ResponseURL, Channel: act.ChannelID, User: act.UserID}, slackapi.Reply{Text: text})
 }

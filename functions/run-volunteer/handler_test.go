@@ -118,8 +118,9 @@ func TestFirstVolunteerIsRecordedOnce(t *testing.T) {
 		fact != (events.RunFact{RunID: r.run.ID.String(), UserID: "U2"}) {
 		t.Fatalf("%s %+v (%v)", ev.Type(), fact, err)
 	}
-	if eph := r.slack.Ephemerals(""); len(eph) != 0 {
-		t.Fatalf("ephemerals on success: %+v", eph)
+	// The volunteer, and only they, are thanked where they clicked.
+	if got := ephemeralTexts(r.slack, ""); len(got) != 1 || got[0] != msgThanks {
+		t.Fatalf("ephemerals on success: %q, want the thanks", got)
 	}
 }
 
@@ -132,7 +133,7 @@ func TestLaterVolunteersAreThankedAndChangeNothing(t *testing.T) {
 	if got := ephemeralTexts(r.slack, "U3"); len(got) != 1 || got[0] != "<@U2> already volunteered — thanks!" {
 		t.Fatalf("ephemerals to U3 = %q", got)
 	}
-	if got := ephemeralTexts(r.slack, "U2"); len(got) != 1 || got[0] != "You already volunteered — thanks!" {
+	if got := ephemeralTexts(r.slack, "U2"); len(got) != 2 || got[0] != msgThanks || got[1] != "You already volunteered — thanks!" {
 		t.Fatalf("ephemerals to U2 = %q", got)
 	}
 	if v := r.volunteer(); v != "U2" {

@@ -15,22 +15,31 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackonce"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/coffeebuddy/coffeebuddy/shared/timers"
 	"github.com/jackc/pgx/v5"
 )
 
 const consumer = "runner-notify"
 
+const source = "/coffeebuddy/runner-notify"
+
+// Publisher publishes committed outbox rows.
+type Publisher interface {
+	Publish(ctx context.Context, ids ...int64) error
+}
+
 // Handler tells the channel and the runner about an assignment.
 type Handler struct {
-	store *store.Store
-	slack *slackapi.Clients
-	once  *slackonce.Poster
-	now   func() time.Time
+	store  *store.Store
+	slack  *slackapi.Clients
+	once   *slackonce.Poster
+	outbox Publisher
+	now    func() time.Time
 }
 
 // New returns the handler; now stamps reminder_sent_at.
-func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
-	return &Handler{store: s, slack: sl, once: &slackonce.Poster{DB: s.DB, Slack: sl}, now: now}
+func New(s *store.Store, sl *slackapi.Clients, p Publisher, now func() time.Time) *Handler {
+	return &Handler{store: s, slack: sl, once: &slackonce.Poster{DB: s.DB, Slack: sl}, outbox: p, now: now}
 }
 
 // Handle runs three steps, each safe to repeat, so a retry after any
@@ -41,9 +50,10 @@ func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
 //  2. the thread reply (who goes and why, or that nobody ordered) is
 //     posted once per run (slackonce key "assignment:<run id>");
 //  3. the runner is DMed once per run (key "runner-dm:<run id>") unless
-//     reminder_sent_at says a DM went out; then reminder_sent_at and the
-//     runner_dmed audit row are written in the transaction that marks the
-//     event processed, also when the DM was found already sent.
+//     reminder_sent_at says a DM went out; then reminder_sent_at, the
+//     runner_dmed audit row and the reminder's timer (run-timer reminds
+//     on time) are written in the transaction that marks the event
+//     processed, also when the DM was found already sent.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var rc events.RunClosed
 	if err := e.DataAs(&rc); err != nil {
@@ -61,7 +71,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 	if run.Status == coffee.StatusActive {
 		return nil, function.Permanentf("run %s is still active: run.closed out of step with the database", id)
 	}
-	if err := h.threadReply(ctx, run, rc.ClosedBy); err != nil {
+	if err := slackapi.Courtesy(ctx, log, "post the assignment in the thread", h.threadReply(ctx, run, rc.ClosedBy)); err != nil {
 		return nil, err
 	}
 	var dmChannel string
@@ -70,10 +80,16 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		if err != nil {
 			return nil, err
 		}
-		if dmChannel, _, _, err = h.once.DM(ctx, "runner-dm:"+id.String(), run.RunnerUserID, blocks.RunnerDM(run, orders)); err != nil {
-			return nil, err
+		if dmChannel, _, _, err = h.once.DM(ctx, slackonce.RunnerDMKey(id), run.RunnerUserID, blocks.RunnerDM(run, orders)); err != nil {
+			// A runner Slack will not DM (deactivated, gone) is told
+			// nothing more; the thread has named them.
+			dmChannel = ""
+			if err := slackapi.Courtesy(ctx, log, "DM the runner", err); err != nil {
+				return nil, err
+			}
 		}
 	}
+	var timerIDs []int64
 	_, err = h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
 		if dmChannel == "" {
 			return nil
@@ -81,13 +97,20 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		if err := store.MarkRunnerDMed(ctx, tx, id, h.now()); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, audit.Entry{
+		if err := audit.Record(ctx, tx, audit.Entry{
 			EventType: audit.RunnerDMed, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: id, CEID: e.ID(),
 			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel},
-		})
+		}); err != nil {
+			return err
+		}
+		timerIDs, err = timers.Schedule(ctx, tx, source, id, timers.Remind)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := h.outbox.Publish(ctx, timerIDs...); err != nil {
+		log.Warn("outbox publish deferred to the sweep", "err", err)
 	}
 	switch {
 	case dmChannel != "":

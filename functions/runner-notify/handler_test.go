@@ -15,6 +15,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/functest"
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackonce/slackoncetest"
@@ -44,7 +45,8 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	db := pgtest.New(t)
 	sl, clients := functest.Slack(t)
-	return &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients, func() time.Time { return clock })}
+	relay := functest.Relay(t, db.Pool, kafkatest.New(t))
+	return &rig{t: t, db: db, slack: sl, clients: clients, h: New(store.New(db.Pool), clients, relay, func() time.Time { return clock })}
 }
 
 func (r *rig) tx(fn func(tx pgx.Tx) error) {
@@ -204,6 +206,37 @@ func TestAssignmentToldInThreadAndRunnerDMed(t *testing.T) {
 	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_dmed' AND run_id = $1 AND ce_id = 'ce-1'
 		AND details->>'runner' = 'U2'`, run.ID); n != 1 {
 		t.Fatalf("%d runner_dmed audit rows, want 1", n)
+	}
+	// The reminder is scheduled with the DM, to be sent on time (run-timer).
+	if n := r.count(`SELECT count(*) FROM outbox WHERE ce_type = $1 AND data->>'run_id' = $2 AND data->>'kind' = 'remind'
+		AND published_at IS NOT NULL`, events.TypeRunTimer, run.ID.String()); n != 1 {
+		t.Fatalf("%d published reminder timers, want 1", n)
+	}
+}
+
+// TestRunnerSlackWillNotDM: a DM Slack refuses for good (a deactivated
+// runner) does not hold the run: the thread names the runner, nothing
+// records a DM, and no reminder is scheduled.
+func TestRunnerSlackWillNotDM(t *testing.T) {
+	r := newRig(t)
+	r.openRun(threeOrders...)
+	r.slack.DeactivateUser("U2") // the runner
+	r.handle(r.closeRun("ce-1", "last_call"))
+	run := r.current()
+	if calls := r.slack.Calls("conversations.open"); len(calls) != 1 || !strings.Contains(string(calls[0].Response), "user_disabled") {
+		t.Fatalf("conversations.open calls: %d, want one refused", len(calls))
+	}
+	if got := r.threadTexts(); len(got) != 1 {
+		t.Fatalf("thread = %q, want the assignment", got)
+	}
+	if cur := r.current(); !cur.ReminderSentAt.IsZero() {
+		t.Fatal("reminder_sent_at set though no DM went out")
+	}
+	if n := r.count(`SELECT count(*) FROM outbox WHERE ce_type = $1 AND data->>'run_id' = $2`, events.TypeRunTimer, run.ID.String()); n != 0 {
+		t.Fatalf("%d reminder timers for a runner who got no DM", n)
+	}
+	if n := r.count(`SELECT count(*) FROM processed_events WHERE consumer = $1 AND ce_id = 'ce-1'`, consumer); n != 1 {
+		t.Fatal("the event was not recorded as done")
 	}
 }
 

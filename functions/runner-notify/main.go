@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/outbox"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 )
 
@@ -15,7 +16,7 @@ func main() {
 		Name:  "runner-notify",
 		Needs: function.Needs{DB: true, Slack: true},
 		Events: func(d *function.Deps) (function.Handler, error) {
-			return New(store.New(d.DB), d.Slack, time.Now), nil
+			return New(store.New(d.DB), d.Slack, outbox.NewRelay(d.DB, d.Kafka, d.Log), time.Now), nil
 		},
 	})
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -71,9 +70,13 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		if err != nil {
 			return nil, err
 		}
-		key := fmt.Sprintf("runner-remind:%s:%d", id, run.ReminderCount)
+		key := slackonce.RunnerReminderKey(id, run.ReminderCount)
 		if dmChannel, _, _, err = h.once.DM(ctx, key, run.RunnerUserID, blocks.RunnerReminder(run, orders)); err != nil {
-			return nil, err
+			// A runner Slack will not DM (deactivated, gone) is not reminded.
+			dmChannel = ""
+			if err := slackapi.Courtesy(ctx, log, "remind the runner", err); err != nil {
+				return nil, err
+			}
 		}
 	}
 	_, err = h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {

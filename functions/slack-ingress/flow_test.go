@@ -147,7 +147,7 @@ func TestHistoryCommand(t *testing.T) {
 		t.Fatalf("empty history: %s", got)
 	}
 	r.startRun(t, "C2147483705", time.Now().Add(time.Hour))
-	if got := post("--page 1"); !strings.Contains(got, "page 1 of 1, 1 runs") || !strings.Contains(got, "taking orders") {
+	if got := post("--page 1"); !strings.Contains(got, "page 1 of 1, 1 run)") || !strings.Contains(got, "taking orders") {
 		t.Fatalf("history: %s", got)
 	}
 	if got := post("--page zero"); !strings.Contains(got, "Usage") {
@@ -167,4 +167,98 @@ func TestParsePage(t *testing.T) {
 
 func coffeeOrder(user, drink, size string) coffee.Order {
 	return coffee.Order{UserID: user, Drink: drink, Size: size}
+}
+
+// TestChangingAnOrderPrefillsIt: a user who already ordered in the run gets
+// their own order back in the form (customization included) to change it,
+// and the form remembers where they clicked, so the answer to the
+// submission goes there.
+func TestChangingAnOrderPrefillsIt(t *testing.T) {
+	r := newRig(t)
+	r.startRun(t, "C1", time.Now().Add(time.Hour))
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, r.db.Pool, func(tx pgx.Tx) error {
+		o := coffeeOrder("U2", "mocha", "small")
+		o.Customizations = "oat milk <!here>"
+		_, _, err := store.PlaceOrder(ctx, tx, "T0001", "C1", o, time.Now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const responseURL = "https://hooks.slack.com/actions/T0001/1/abc"
+	r.interaction(t, map[string]any{
+		"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U2"},
+		"channel": map[string]string{"id": "C1"}, "trigger_id": "trig-1", "response_url": responseURL,
+		"actions": []map[string]string{{"action_id": "order_add", "block_id": "run_actions", "value": "run-42"}},
+	})
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	calls, err := r.slack.WaitForCalls(cctx, "views.open", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		Title           struct{ Text string } `json:"title"`
+		PrivateMetadata string                `json:"private_metadata"`
+		Blocks          []struct {
+			Element struct {
+				InitialOption *struct{ Value string } `json:"initial_option"`
+				InitialValue  string                  `json:"initial_value"`
+			} `json:"element"`
+		} `json:"blocks"`
+	}
+	if err := json.Unmarshal([]byte(calls[0].Params["view"]), &view); err != nil {
+		t.Fatal(err)
+	}
+	if view.Title.Text != "Change your order" || len(view.Blocks) != 3 || view.Blocks[0].Element.InitialOption == nil ||
+		view.Blocks[0].Element.InitialOption.Value != "mocha" || view.Blocks[1].Element.InitialOption.Value != "small" ||
+		view.Blocks[2].Element.InitialValue != "oat milk <!here>" {
+		t.Fatalf("form for changing an order: %s", calls[0].Params["view"])
+	}
+	var meta struct {
+		ResponseURL string `json:"response_url"`
+	}
+	if err := json.Unmarshal([]byte(view.PrivateMetadata), &meta); err != nil || meta.ResponseURL != responseURL {
+		t.Fatalf("private_metadata %q (%v): want the click's response_url", view.PrivateMetadata, err)
+	}
+
+	// The submission carries it on, and spaces alone are no customization.
+	status, body := r.interaction(t, map[string]any{
+		"type": "view_submission", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U2"},
+		"view": map[string]any{
+			"callback_id": "order_submit", "private_metadata": view.PrivateMetadata,
+			"state": map[string]any{"values": map[string]any{
+				"drink":          map[string]any{"drink": map[string]any{"type": "static_select", "selected_option": map[string]any{"value": "latte"}}},
+				"size":           map[string]any{"size": map[string]any{"type": "static_select", "selected_option": map[string]any{"value": "large"}}},
+				"customizations": map[string]any{"customizations": map[string]any{"type": "plain_text_input", "value": "   "}},
+			}},
+		},
+	})
+	if status != 200 || body != "" {
+		t.Fatalf("submission: %d %q", status, body)
+	}
+	recs := r.kafka.Consume(t, events.TopicSlackEvents, 1, 5*time.Second)
+	ev, err := kafka.Event(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub events.OrderSubmitted
+	if err := ev.DataAs(&sub); err != nil || sub.ResponseURL != responseURL || sub.Customizations != "" || sub.Drink != "latte" {
+		t.Fatalf("order.submitted %+v (%v)", sub, err)
+	}
+}
+
+// TestCancelIsAcknowledged: /coffee-cancel answers at once; the outcome
+// follows from run-cancel.
+func TestCancelIsAcknowledged(t *testing.T) {
+	r := newRig(t)
+	body := strings.Replace(commandBody("rain"), "command=%2Fcoffee", "command=%2Fcoffee-cancel", 1)
+	status, got := r.post(t, "/slack/commands", body, time.Now().Unix(), "")
+	if status != 200 || !strings.Contains(got, "Cancelling") || !strings.Contains(got, `"response_type":"ephemeral"`) {
+		t.Fatalf("ack: %d %s", status, got)
+	}
+	if recs := r.kafka.Consume(t, events.TopicSlackEvents, 1, 5*time.Second); len(recs) != 1 {
+		t.Fatalf("%d cancel requests produced, want 1", len(recs))
+	}
 }

@@ -48,10 +48,11 @@ type ModalOpener interface {
 }
 
 // Lookups are the few reads the ingress answers Slack with inside its 3
-// seconds: the modal pre-fill, whether a channel's run still takes orders,
-// and /coffee-history.
+// seconds: the modal pre-fill (the user's order in the run when editing it,
+// else their favourite), whether a channel's run still takes orders, and
+// /coffee-history.
 type Lookups interface {
-	Favourite(ctx context.Context, userID string) (blocks.Prefill, error)
+	Prefill(ctx context.Context, teamID, channelID, userID string) (blocks.Prefill, error)
 	OrderingOpen(ctx context.Context, teamID, channelID string, now time.Time) (bool, error)
 	History(ctx context.Context, teamID, channelID string, page int) ([]store.HistoryEntry, int, error)
 }
@@ -158,12 +159,14 @@ func (in *Ingress) command(w http.ResponseWriter, r *http.Request, form url.Valu
 		}
 		// Open the order modal while the produce is in flight: the
 		// trigger_id is only good for 3 s.
-		in.openOrderModal(r.Context(), cmd.TriggerID, cmd.TeamID, cmd.ChannelID, cmd.UserID, log)
+		in.openOrderModal(r.Context(), cmd.TriggerID, blocks.OrderMetadata{TeamID: cmd.TeamID, ChannelID: cmd.ChannelID, ResponseURL: cmd.ResponseURL}, cmd.UserID, log)
 		return in.accept(w, r, log, events.TypeCommandCoffee, cmd.TeamID, cmd.ChannelID, cmd,
 			blocks.EphemeralText(":coffee: Got it! Opening your order form…"))
 	case "/coffee-cancel":
-		// The outcome (the thread notice, or why not) comes from run-cancel.
-		return in.accept(w, r, log, events.TypeCommandCancel, cmd.TeamID, cmd.ChannelID, cmd, nil)
+		// The outcome (the thread notice, or why not) comes from run-cancel;
+		// meanwhile the caller sees that it was heard.
+		return in.accept(w, r, log, events.TypeCommandCancel, cmd.TeamID, cmd.ChannelID, cmd,
+			blocks.EphemeralText(":hourglass_flowing_sand: Cancelling…"))
 	case "/coffee-history":
 		return in.history(w, r, cmd, log)
 	default:
@@ -259,7 +262,7 @@ var buttonRequests = map[string]string{
 func (in *Ingress) blockAction(w http.ResponseWriter, r *http.Request, cb slack.InteractionCallback, log *slog.Logger) int {
 	for _, a := range cb.ActionCallback.BlockActions {
 		if a.ActionID == blocks.ActionAddOrder {
-			in.openOrderModal(r.Context(), cb.TriggerID, cb.Team.ID, cb.Channel.ID, cb.User.ID, log)
+			in.openOrderModal(r.Context(), cb.TriggerID, blocks.OrderMetadata{TeamID: cb.Team.ID, ChannelID: cb.Channel.ID, ResponseURL: cb.ResponseURL}, cb.User.ID, log)
 			continue
 		}
 		typ, ok := buttonRequests[a.ActionID]
@@ -311,8 +314,9 @@ func (in *Ingress) submitOrder(w http.ResponseWriter, r *http.Request, cb slack.
 		TeamID: meta.TeamID, ChannelID: meta.ChannelID, UserID: cb.User.ID, UserName: cb.User.Name,
 		Drink:          v[blocks.BlockDrink][blocks.BlockDrink].SelectedOption.Value,
 		Size:           v[blocks.BlockSize][blocks.BlockSize].SelectedOption.Value,
-		Customizations: v[blocks.BlockCustomize][blocks.BlockCustomize].Value,
+		Customizations: coffee.NormalizeCustomizations(v[blocks.BlockCustomize][blocks.BlockCustomize].Value),
 		At:             now.UTC(),
+		ResponseURL:    meta.ResponseURL,
 	}
 	ev, err := in.event(events.TypeOrderSubmitted, meta.TeamID+"/"+meta.ChannelID, sub)
 	if err == nil {
@@ -358,9 +362,10 @@ func oneOf(v string, set []string) bool {
 }
 
 // openOrderModal opens the order form for userID, pre-filled with their
-// most frequent drink and size. It runs in the background: the trigger_id
+// order in the channel's run when they are changing it, else with their most
+// frequent drink and size. It runs in the background: the trigger_id
 // allows 3 s, and the ack must not wait for Slack.
-func (in *Ingress) openOrderModal(ctx context.Context, triggerID, teamID, channelID, userID string, log *slog.Logger) {
+func (in *Ingress) openOrderModal(ctx context.Context, triggerID string, meta blocks.OrderMetadata, userID string, log *slog.Logger) {
 	if triggerID == "" {
 		return
 	}
@@ -368,12 +373,12 @@ func (in *Ingress) openOrderModal(ctx context.Context, triggerID, teamID, channe
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modalTimeout)
 		defer cancel()
 		lctx, lcancel := context.WithTimeout(ctx, lookupTimeout)
-		pre, err := in.db.Favourite(lctx, userID)
+		pre, err := in.db.Prefill(lctx, meta.TeamID, meta.ChannelID, userID)
 		lcancel()
 		if err != nil {
-			log.Warn("no pre-fill: favourite lookup failed", "err", err)
+			log.Warn("no pre-fill: order lookup failed", "err", err)
 		}
-		view := blocks.OrderModalJSON(blocks.OrderMetadata{TeamID: teamID, ChannelID: channelID}, pre)
+		view := blocks.OrderModalJSON(meta, pre)
 		if err := in.modals.OpenModal(ctx, triggerID, view); err != nil {
 			log.Warn("could not open order modal", "err", err)
 		}

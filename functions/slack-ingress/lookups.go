@@ -14,7 +14,16 @@ import (
 // dbLookups answers Lookups from PostgreSQL (reads only).
 type dbLookups struct{ db *pgxpool.Pool }
 
-func (l dbLookups) Favourite(ctx context.Context, userID string) (blocks.Prefill, error) {
+// Prefill is the user's order in the channel's active run (editing it),
+// else their most frequent drink and size.
+func (l dbLookups) Prefill(ctx context.Context, teamID, channelID, userID string) (blocks.Prefill, error) {
+	o, err := store.CurrentOrder(ctx, l.db, teamID, channelID, userID)
+	switch {
+	case err == nil:
+		return blocks.Prefill{Drink: o.Drink, Size: o.Size, Customizations: o.Customizations, Editing: true}, nil
+	case !errors.Is(err, coffee.ErrRunNotFound):
+		return blocks.Prefill{}, err
+	}
 	drink, size, _, err := store.Favourite(ctx, l.db, userID)
 	return blocks.Prefill{Drink: drink, Size: size}, err
 }

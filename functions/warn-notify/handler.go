@@ -71,7 +71,7 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		return nil, fmt.Errorf("run %s is not announced yet", id)
 	}
 	ts, _, err := h.once.Post(ctx, "warning:"+id.String(), run.ChannelID, run.SlackMessageTS, blocks.LastCallWarning(run))
-	if err != nil {
+	if err := slackapi.Courtesy(ctx, log, "post the last call warning in the thread", err); err != nil {
 		return nil, err
 	}
 	dup, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil })

@@ -25,6 +25,7 @@ const (
 	RunnerReminded = "runner_reminded" // the reminder DM was sent
 	RunCompleted   = "run_completed"
 	RunCancelled   = "run_cancelled"
+	RunAbandoned   = "run_abandoned" // the app could not post the run message (not in the channel); cancelled by nobody
 	PrefsPurged    = "preferences_purged"
 )
 

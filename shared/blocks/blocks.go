@@ -140,10 +140,13 @@ func RunMessageText(run coffee.Run, orders int) string {
 }
 
 // OrderMetadata travels in the modal's private_metadata so the submission
-// finds its channel's run.
+// finds its channel's run, and the answer reaches the orderer where they
+// typed /coffee or clicked Add my order (that request's response_url: a
+// view submission brings none of its own).
 type OrderMetadata struct {
-	TeamID    string `json:"team_id"`
-	ChannelID string `json:"channel_id"`
+	TeamID      string `json:"team_id"`
+	ChannelID   string `json:"channel_id"`
+	ResponseURL string `json:"response_url,omitempty"`
 }
 
 // Drinks and sizes in the order the modal lists them.
@@ -160,23 +163,34 @@ func Label(v string) string {
 	return strings.ToUpper(v[:1]) + v[1:]
 }
 
-// Prefill is the user's most frequent order, pre-selected in the modal.
-type Prefill struct{ Drink, Size string }
+// Prefill is what the order form starts with: the user's current order in
+// the run when they are editing it (Editing), else their most frequent
+// drink and size.
+type Prefill struct {
+	Drink, Size    string
+	Customizations string
+	Editing        bool
+}
 
 // OrderModal is the order form.
 func OrderModal(meta OrderMetadata, pre Prefill) slack.ModalViewRequest {
-	md, _ := json.Marshal(meta) // two strings: cannot fail
+	md, _ := json.Marshal(meta) // strings: cannot fail
 	drink := selectInput(BlockDrink, "Drink", "Choose a drink", Drinks, pre.Drink)
 	size := selectInput(BlockSize, "Size", "Choose a size", Sizes, pre.Size)
 	custom := slack.NewPlainTextInputBlockElement(plain("e.g. oat milk, extra shot"), BlockCustomize)
 	custom.MaxLength = MaxCustomization
+	custom.InitialValue = pre.Customizations
 	customBlock := slack.NewInputBlock(BlockCustomize, plain("Customizations"), plain(fmt.Sprintf("Up to %d characters.", MaxCustomization)), custom)
 	customBlock.Optional = true
+	title, submit := "Coffee order", "Place order"
+	if pre.Editing {
+		title, submit = "Change your order", "Update order"
+	}
 	return slack.ModalViewRequest{
 		Type:            slack.VTModal,
 		CallbackID:      CallbackOrder,
-		Title:           plain("Coffee order"),
-		Submit:          plain("Place order"),
+		Title:           plain(title),
+		Submit:          plain(submit),
 		Close:           plain("Cancel"),
 		PrivateMetadata: string(md),
 		Blocks:          slack.Blocks{BlockSet: []slack.Block{drink, size, customBlock}},

@@ -83,6 +83,7 @@ func TestOrderModalGolden(t *testing.T) {
 	meta := OrderMetadata{TeamID: "T0001", ChannelID: "C0001"}
 	golden(t, "order_modal_empty", OrderModal(meta, Prefill{}))
 	golden(t, "order_modal_prefilled", OrderModal(meta, Prefill{Drink: "latte", Size: "large"}))
+	golden(t, "order_modal_editing", OrderModal(meta, Prefill{Drink: "mocha", Size: "small", Customizations: "oat milk <!here>", Editing: true}))
 }
 
 func TestRunMessageShowsLastCallInReadersTimeZone(t *testing.T) {
@@ -117,7 +118,8 @@ func TestOrderModalJSONMatchesMarshal(t *testing.T) {
 		{TeamID: `T"quoted"`, ChannelID: `C\back<slash>&`},
 		{TeamID: "T☕", ChannelID: ""},
 	}
-	pres := []Prefill{{}, {Drink: "latte", Size: "large"}, {Drink: "mocha"}, {Drink: "tea", Size: "huge"}}
+	pres := []Prefill{{}, {Drink: "latte", Size: "large"}, {Drink: "mocha"}, {Drink: "tea", Size: "huge"},
+		{Drink: "latte", Size: "small", Customizations: "extra hot", Editing: true}, {Drink: "latte", Size: "small", Editing: true}}
 	for _, m := range metas {
 		for _, p := range pres {
 			for range 2 { // second call uses the cached template
@@ -167,4 +169,23 @@ func TestHistoryGolden(t *testing.T) {
 	golden(t, "history_page1", History(entries, 1, 13))
 	golden(t, "history_empty", History(nil, 1, 0))
 	golden(t, "history_past_end", History(nil, 5, 13))
+}
+
+// TestHistoryCounts: counts read as English, never "1 runs" or "(s)".
+func TestHistoryCounts(t *testing.T) {
+	one := []store.HistoryEntry{{CreatedAt: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC), Status: coffee.StatusCompleted, Orders: 1}}
+	for _, tc := range []struct {
+		name          string
+		got           Ephemeral
+		want, notWant string
+	}{
+		{"one run", History(one, 1, 1), "(page 1 of 1, 1 run)", "1 runs"},
+		{"one order", History(one, 1, 1), "1 order,", "1 orders"},
+		{"past the one page", History(nil, 2, 1), "has 1 page of coffee runs", "(s)"},
+		{"past two pages", History(nil, 3, 11), "has 2 pages of coffee runs", "(s)"},
+	} {
+		if !strings.Contains(tc.got.Text, tc.want) || strings.Contains(tc.got.Text, tc.notWant) {
+			t.Errorf("%s: %q, want %q and no %q", tc.name, tc.got.Text, tc.want, tc.notWant)
+		}
+	}
 }

@@ -19,10 +19,10 @@ func History(entries []store.HistoryEntry, page, total int) Ephemeral {
 	}
 	pages := (total + HistoryPageSize - 1) / HistoryPageSize
 	if len(entries) == 0 {
-		return EphemeralText(fmt.Sprintf("There is no page %d: this channel has %d page(s) of coffee runs.", page, pages))
+		return EphemeralText(fmt.Sprintf("There is no page %d: this channel has %s of coffee runs.", page, plural(pages, "page")))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "*Coffee runs in this channel* (page %d of %d, %d runs)", page, pages, total)
+	fmt.Fprintf(&b, "*Coffee runs in this channel* (page %d of %d, %s)", page, pages, plural(total, "run"))
 	for _, e := range entries {
 		runner := "nobody"
 		if e.RunnerID != "" {

@@ -20,8 +20,9 @@ var (
 
 // OrderModalJSON returns json.Marshal(OrderModal(meta, pre)), cheaply.
 func OrderModalJSON(meta OrderMetadata, pre Prefill) []byte {
-	known := (pre.Drink == "" || slices.Contains(Drinks, pre.Drink)) && (pre.Size == "" || slices.Contains(Sizes, pre.Size))
-	if !known { // keep the cache bounded to the valid pre-fills
+	known := (pre.Drink == "" || slices.Contains(Drinks, pre.Drink)) && (pre.Size == "" || slices.Contains(Sizes, pre.Size)) &&
+		pre.Customizations == ""
+	if !known { // keep the cache bounded: valid drink and size pre-fills only, no free text
 		b, _ := json.Marshal(OrderModal(meta, pre))
 		return b
 	}

@@ -95,3 +95,34 @@ func clipRunes(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
+
+// CannotPostNotice tells whoever typed /coffee why their run has no message:
+// Slack refused it with code (see run-announce).
+func CannotPostNotice(code string) string {
+	switch code {
+	case "is_archived":
+		return ":no_entry: This channel is archived, so there can be no coffee run here."
+	case "not_in_channel", "channel_not_found", "method_not_supported_for_channel_type", "missing_scope":
+		return ":lock: I can't post in this channel because I'm not a member of it. " +
+			"Invite me with `/invite @coffeebuddy`, then start the run again with `/coffee`."
+	}
+	return fmt.Sprintf(":warning: Slack would not take the coffee run message (%s), so the run is cancelled. "+
+		"Please try `/coffee` again; if it keeps happening, tell whoever runs CoffeeBuddy.", Escape(code))
+}
+
+// RunAlreadyOpenNotice answers a /coffee in a channel whose run is already
+// taking orders (or was started a moment earlier by someone else): which
+// run the caller's order form belongs to and its actual last call. asked
+// says the caller gave a last call of their own, which only a new run takes.
+func RunAlreadyOpenNotice(run coffee.Run, caller string, asked bool) string {
+	whose := fmt.Sprintf("<@%s>'s coffee run", run.InitiatorUserID)
+	if run.InitiatorUserID == caller {
+		whose = "Your coffee run"
+	}
+	text := fmt.Sprintf(":coffee: %s is already taking orders here: last call is %s. Your order form is for that run.",
+		whose, Date(run.LastCallAt, "{time}"))
+	if asked {
+		text += " (The time you gave only applies when starting a new run.)"
+	}
+	return text
+}

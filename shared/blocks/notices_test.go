@@ -14,6 +14,17 @@ func TestNoticesGolden(t *testing.T) {
 	golden(t, "notices_last_call_warning", LastCallWarning(sampleRun))
 	golden(t, "notices_cancel", CancelNotice("U0ALICE", "meeting moved <!channel> *bold* & <@U0EVE>", []string{"U0ALICE", "U0BOB", "U0CAROL"}))
 	golden(t, "notices_cancel_no_reason_no_orders", CancelNotice("U0ALICE", "  ", nil))
+	golden(t, "notices_run_already_open", map[string]string{
+		"someone else's":          RunAlreadyOpenNotice(sampleRun, "U0BOB", false),
+		"someone else's, asked 5": RunAlreadyOpenNotice(sampleRun, "U0BOB", true),
+		"own":                     RunAlreadyOpenNotice(sampleRun, sampleRun.InitiatorUserID, false),
+	})
+	golden(t, "notices_cannot_post", map[string]string{
+		"not_in_channel":    CannotPostNotice("not_in_channel"),
+		"channel_not_found": CannotPostNotice("channel_not_found"),
+		"is_archived":       CannotPostNotice("is_archived"),
+		"hostile code":      CannotPostNotice("<!channel>"),
+	})
 }
 
 func TestNoticesCancelRefusalsGolden(t *testing.T) {

@@ -20,11 +20,6 @@ func oneLine(blockID, text string) Message {
 // slackUserID matches a Slack user id, the only thing put in a mention.
 var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]+$`)
 
-// VolunteerReply is the thread reply when someone presses *I'll go*.
-func VolunteerReply(userID string) Message {
-	return oneLine("volunteer", fmt.Sprintf(":raising_hand: <@%s> volunteered to go!", userID))
-}
-
 // AssignmentReply is the thread reply when a run closes: who goes and why,
 // or, when nobody ordered, a friendly note that the run is over. closedBy
 // is events.RunClosed.ClosedBy ("last_call" or the initiator's id).
@@ -65,12 +60,28 @@ func RunnerReminder(run coffee.Run, orders []coffee.Order) Message {
 	return runnerDM(run, orders, text, head)
 }
 
-func runnerDM(run coffee.Run, orders []coffee.Order, text, head string) Message {
+// RunnerDMDone replaces the runner's DMs (the assignment and any reminder)
+// once the run is complete: the same orders and totals, no live button,
+// and when it was completed.
+func RunnerDMDone(run coffee.Run, orders []coffee.Order) Message {
+	head := fmt.Sprintf(":white_check_mark: *Completed* %s: <@%s>'s coffee run in <#%s>, %s. Thank you!",
+		Date(run.CompletedAt, "{date_short_pretty} at {time}"), run.InitiatorUserID, run.ChannelID, plural(len(orders), "order"))
+	text := fmt.Sprintf("Coffee run in <#%s> completed.", run.ChannelID)
+	return Message{Text: text, Blocks: runnerBody(head, orders)}
+}
+
+// runnerBody is a runner DM's head, every order and the totals.
+func runnerBody(head string, orders []coffee.Order) []slack.Block {
 	bl := []slack.Block{slack.NewSectionBlock(mrkdwn(head), nil, nil, slack.SectionBlockOptionBlockID("runner_head"))}
 	bl = append(bl, OrderBlocks(orders)...)
 	if t := TotalsLine(orders); t != "" {
 		bl = append(bl, slack.NewContextBlock("runner_totals", mrkdwn(t)))
 	}
+	return bl
+}
+
+func runnerDM(run coffee.Run, orders []coffee.Order, text, head string) Message {
+	bl := runnerBody(head, orders)
 	bl = append(bl,
 		slack.NewActionBlock("runner_actions",
 			slack.NewButtonBlockElement(ActionComplete, run.ID.String(), plain("Mark complete")).WithStyle(slack.StylePrimary)),

@@ -1,8 +1,11 @@
 package blocks
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/slack-go/slack"
@@ -24,7 +27,6 @@ func TestRunnerRepliesGolden(t *testing.T) {
 	fair := closedRun("U0CAROL", "", "0 runs in the last 30 days; team median 2")
 	volunteer := closedRun("U0BOB", "U0BOB", "volunteered")
 	nobody := closedRun("", "", "nobody ordered")
-	golden(t, "runner_volunteer_reply", VolunteerReply("U0BOB"))
 	golden(t, "runner_assignment_fair", AssignmentReply(fair, "last_call"))
 	golden(t, "runner_assignment_volunteer", AssignmentReply(volunteer, "U0ALICE"))
 	golden(t, "runner_assignment_nobody_last_call", AssignmentReply(nobody, "last_call"))
@@ -37,6 +39,33 @@ func TestRunnerRepliesGolden(t *testing.T) {
 	golden(t, "runner_completion", CompletionReply(done, runnerOrders))
 	alone := closedRun("U0ALICE", "U0ALICE", "volunteered")
 	golden(t, "runner_completion_alone", CompletionReply(alone, runnerOrders[:1]))
+	done.CompletedAt = time.Date(2026, 11, 20, 10, 5, 0, 0, time.UTC)
+	golden(t, "runner_dm_done", RunnerDMDone(done, runnerOrders))
+}
+
+// TestRunnerDMDoneHasNoButton: once complete, the DM keeps the orders but
+// offers nothing to press, and says when.
+func TestRunnerDMDoneHasNoButton(t *testing.T) {
+	run := closedRun("U0CAROL", "", "fair")
+	run.Status, run.CompletedAt = coffee.StatusCompleted, time.Date(2026, 11, 20, 10, 5, 0, 0, time.UTC)
+	dm := RunnerDMDone(run, runnerOrders)
+	for _, b := range dm.Blocks {
+		if _, ok := b.(*slack.ActionBlock); ok {
+			t.Fatal("a completed run's DM still has buttons")
+		}
+	}
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(dm.Blocks); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.String()
+	for _, want := range []string{"Completed", fmt.Sprintf("<!date^%d^", run.CompletedAt.Unix()), "Large Latte", "oat milk"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("done DM lacks %q: %s", want, raw)
+		}
+	}
 }
 
 // TestRunnerDMHasTheButton pins what run-complete routes on.

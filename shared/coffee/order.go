@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,15 @@ var (
 	ErrNotActive        = errors.New("coffee: the run is not active")
 	ErrInvalidOrder     = errors.New("coffee: invalid order")
 )
+
+// NormalizeCustomizations stores customizations verbatim, except that text
+// of nothing but white space means none: it would show as "( )".
+func NormalizeCustomizations(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
+	return s
+}
 
 // ValidateOrder checks drink, size and customizations; the error says which
 // field is wrong, in words for the user.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,10 @@ type Config struct {
 	RemindAfter     time.Duration
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+	// DataDir (COFFEE_DATA_DIR, made absolute) is where make run keeps the
+	// embedded PostgreSQL and Kafka data across restarts; empty means
+	// temporary data, removed at exit. Functions ignore it.
+	DataDir string
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a
@@ -73,6 +78,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if d := strings.TrimSpace(getenv("COFFEE_DATA_DIR")); d != "" {
+		// Absolute, so the folder does not depend on where make run was
+		// started from later, and the banner says exactly where data is.
+		if c.DataDir, err = filepath.Abs(d); err != nil {
+			errs = append(errs, fmt.Errorf("COFFEE_DATA_DIR: %q: %w", d, err))
+		}
 	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {

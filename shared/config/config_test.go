@@ -59,6 +59,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.DatabaseURL != "" || len(c.KafkaBrokers) != 0 {
 		t.Errorf("DatabaseURL = %q, KafkaBrokers = %q, want both empty (the caller embeds)", c.DatabaseURL, c.KafkaBrokers)
 	}
+	if c.DataDir != "" {
+		t.Errorf("DataDir = %q, want empty (temporary data)", c.DataDir)
+	}
 	if !c.SlackLocal {
 		t.Error("SlackLocal = false with no Slack credentials, want true")
 	}
@@ -180,6 +183,33 @@ func TestLoadValues(t *testing.T) {
 				t.Fatalf("Load: %v", err)
 			}
 			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadDataDir(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, value, want string
+	}{
+		{"unset: temporary", "", ""},
+		{"blank: temporary", "  ", ""},
+		{"absolute", "/srv/coffeebuddy", "/srv/coffeebuddy"},
+		{"trimmed and cleaned", " /srv/coffeebuddy/./data/ ", "/srv/coffeebuddy/data"},
+		{"relative: to the working directory", "data/coffee", filepath.Join(wd, "data", "coffee")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(env(map[string]string{"COFFEE_DATA_DIR": tt.value}))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.DataDir != tt.want {
+				t.Errorf("DataDir = %q, want %q", c.DataDir, tt.want)
+			}
 		})
 	}
 }

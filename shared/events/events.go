@@ -35,6 +35,11 @@ const (
 	TypeRunCompleted = "com.coffeebuddy.run.completed"
 	TypeRunCancelled = "com.coffeebuddy.run.cancelled"
 
+	// TypeRunTimer asks for a run's moment (its last-call warning, its
+	// last call, its runner's reminder) to be handled on time; run-timer
+	// holds it until then (topic coffee.timers, keyed by run id).
+	TypeRunTimer = "com.coffeebuddy.run.timer"
+
 	// TypeSlackRetry buffers a Slack call that was rate limited (the
 	// runtime produces it to slack.retry, keyed like the original).
 	TypeSlackRetry = "com.coffeebuddy.slack.retry"
@@ -55,6 +60,7 @@ const (
 	TopicAssignments  = "coffee.assignments"
 	TopicCompletions  = "coffee.completions"
 	TopicSlackRetry   = "slack.retry"
+	TopicTimers       = "coffee.timers"
 	TopicDeadLetter   = "coffee.deadletter"
 	defaultPartitions = 3
 	defaultRF         = 2
@@ -88,6 +94,8 @@ var Topics = []Topic{
 	{Name: TopicAssignments, Partitions: defaultPartitions, ReplicationFactor: defaultRF, Retention: defaultRetention, Compacted: true},
 	{Name: TopicCompletions, Partitions: defaultPartitions, ReplicationFactor: defaultRF, Retention: defaultRetention},
 	{Name: TopicSlackRetry, Partitions: defaultPartitions, ReplicationFactor: defaultRF, Retention: defaultRetention},
+	// A timer is worthless once its moment passed (4 h at most ahead).
+	{Name: TopicTimers, Partitions: defaultPartitions, ReplicationFactor: defaultRF, Retention: 24 * time.Hour},
 	{Name: TopicDeadLetter, Partitions: defaultPartitions, ReplicationFactor: defaultRF, Retention: defaultRetention},
 }
 
@@ -114,11 +122,12 @@ var Catalog = []Spec{
 	{Type: TypeRunCreated, Topic: TopicOrders, Producer: "run-start (outbox)", Consumer: "run-announce", Payload: RunCreated{}},
 	{Type: TypeOrderPlaced, Topic: TopicOrders, Producer: "order-place, order-usual (outbox)", Consumer: "order-confirm", Payload: OrderPlaced{}},
 	{Type: TypeVolunteerSet, Topic: TopicOrders, Producer: "run-volunteer (outbox)", Consumer: "volunteer-notify", Payload: RunFact{}},
-	{Type: TypeLastCallSoon, Topic: TopicOrders, Producer: "run-tick (outbox)", Consumer: "warn-notify", Payload: RunFact{}},
-	{Type: TypeRunClosed, Topic: TopicAssignments, Producer: "run-close, run-tick (outbox)", Consumer: "runner-notify", Payload: RunClosed{}},
-	{Type: TypeReminderDue, Topic: TopicAssignments, Producer: "run-tick (outbox)", Consumer: "runner-remind", Payload: RunFact{}},
+	{Type: TypeLastCallSoon, Topic: TopicOrders, Producer: "run-timer, run-tick (outbox)", Consumer: "warn-notify", Payload: RunFact{}},
+	{Type: TypeRunClosed, Topic: TopicAssignments, Producer: "run-close, run-timer, run-tick (outbox)", Consumer: "runner-notify", Payload: RunClosed{}},
+	{Type: TypeReminderDue, Topic: TopicAssignments, Producer: "run-timer, run-tick (outbox)", Consumer: "runner-remind", Payload: RunFact{}},
 	{Type: TypeRunCompleted, Topic: TopicCompletions, Producer: "run-complete (outbox)", Consumer: "completion-notify", Payload: RunFact{}},
 	{Type: TypeRunCancelled, Topic: TopicCompletions, Producer: "run-cancel (outbox)", Consumer: "cancel-notify", Payload: RunCancelled{}},
+	{Type: TypeRunTimer, Topic: TopicTimers, Producer: "run-start, runner-notify (outbox); run-timer (until due)", Consumer: "run-timer", Payload: RunTimer{}},
 	{Type: TypeSlackRetry, Topic: TopicSlackRetry, Producer: "any Slack-calling function (runtime)", Consumer: "slack-retry", Payload: SlackRetry{}},
 }
 
@@ -154,6 +163,9 @@ type RunCreated struct {
 	InitiatorUserID string    `json:"initiator_user_id"`
 	LastCallAt      time.Time `json:"last_call_at"`
 	CreatedAt       time.Time `json:"created_at"`
+	// ResponseURL is the /coffee command's, so run-announce can tell the
+	// initiator when it cannot post in the channel (valid 30 minutes).
+	ResponseURL string `json:"response_url,omitempty"`
 }
 
 // RunAction is a button click on a run (My usual, I'll go, Close now, Mark
@@ -179,6 +191,9 @@ type OrderSubmitted struct {
 	Size           string    `json:"size"`
 	Customizations string    `json:"customizations"`
 	At             time.Time `json:"at"`
+	// ResponseURL reaches the orderer where they opened the form (the
+	// /coffee command's or the Add my order click's).
+	ResponseURL string `json:"response_url,omitempty"`
 }
 
 // OrderPlaced is the fact that a user's order in a run is stored (new or
@@ -191,6 +206,9 @@ type OrderPlaced struct {
 	Customizations string `json:"customizations"`
 	Edited         bool   `json:"edited"`
 	Usual          bool   `json:"usual"`
+	// ResponseURL, when the request brought one, is where the orderer
+	// is answered (valid 30 minutes, 5 uses).
+	ResponseURL string `json:"response_url,omitempty"`
 }
 
 // RunFact names the run a fact is about; consumers read the rest from the
@@ -215,6 +233,16 @@ type RunCancelled struct {
 	RunID       string `json:"run_id"`
 	CancelledBy string `json:"cancelled_by"`
 	Reason      string `json:"reason"`
+}
+
+// RunTimer is the payload of TypeRunTimer: handle run RunID's moment of
+// Kind ("warn", "last_call" or "remind") when it falls. When is read from
+// the database each time, so the event needs no clock of its own.
+type RunTimer struct {
+	RunID string `json:"run_id"`
+	Kind  string `json:"kind"`
+	// Hop counts how often run-timer has passed it on to wait longer.
+	Hop int `json:"hop,omitempty"`
 }
 
 // ExtSlackAttempt is the extension the slack-retry function sets on a

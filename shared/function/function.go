@@ -70,6 +70,11 @@ type Deps struct {
 	// breaker.ErrOpen, and the receiver answers events with 503 before
 	// calling the handler.
 	Breakers Breakers
+	// Stopping is closed when the process is asked to stop (SIGTERM),
+	// before in-flight requests are drained: a handler that waits (holding
+	// a timer until its moment) hands its work back instead of keeping the
+	// process alive. Requests' own contexts are not cancelled by SIGTERM.
+	Stopping <-chan struct{}
 }
 
 // Breakers are the circuit breakers of a function's downstreams; a field is
@@ -144,7 +149,8 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	d := &Deps{Name: spec.Name, Config: cfg, Log: log, Metrics: reg}
+	stopping := make(chan struct{})
+	d := &Deps{Name: spec.Name, Config: cfg, Log: log, Metrics: reg, Stopping: stopping}
 	bm, err := breaker.NewMetrics(spec.Name, reg)
 	if err != nil {
 		return fmt.Errorf("function %s: %w", spec.Name, err)
@@ -263,6 +269,7 @@ func Run(ctx context.Context, spec Spec, getenv func(string) string, logOut io.W
 	}
 	// SIGTERM: stop advertising readiness, finish in-flight events, exit.
 	draining.Store(true)
+	close(stopping)
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

@@ -81,9 +81,13 @@ func TestProvision(t *testing.T) {
 				if tp.Name == events.TopicAssignments {
 					wantPolicy = "compact"
 				}
+				wantRetention := "604800000" // 7 days
+				if tp.Name == events.TopicTimers {
+					wantRetention = "86400000" // 1 day
+				}
 				want := map[string]string{
 					"cleanup.policy": wantPolicy,
-					"retention.ms":   "604800000", // 7 days
+					"retention.ms":   wantRetention,
 				}
 				for _, c := range rc.Configs {
 					if w, ok := want[c.Key]; ok {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
+	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/google/uuid"
@@ -19,7 +20,9 @@ import (
 // Refresh re-renders run id's message from the database. A run whose message
 // is not posted yet is skipped: run-announce posts the current state.
 // Rendering from the database, not from the event, makes a late or repeated
-// refresh harmless: it shows the newest state.
+// refresh harmless: it shows the newest state. A message Slack will never
+// update again (deleted by someone, its channel archived or gone) is logged
+// and skipped: the run goes on without it.
 func Refresh(ctx context.Context, q store.Querier, clients *slackapi.Clients, id uuid.UUID) (coffee.Run, error) {
 	run, err := store.GetRun(ctx, q, id)
 	if err != nil {
@@ -39,6 +42,7 @@ func Refresh(ctx context.Context, q store.Querier, clients *slackapi.Clients, id
 	_, _, _, err = cli.UpdateMessageContext(ctx, run.ChannelID, run.SlackMessageTS,
 		slack.MsgOptionText(blocks.RunMessageText(run, len(orders)), false),
 		slack.MsgOptionBlocks(blocks.RunMessage(run, orders)...))
+	err = slackapi.Courtesy(ctx, function.Logger(ctx).With("run_id", id), "refresh the run message", err)
 	if err != nil {
 		return run, fmt.Errorf("runmsg: chat.update: %w", err)
 	}

@@ -50,6 +50,7 @@ func NewClients(token *config.Secret, apiURL string, opts ...Option) *Clients {
 	rl := &rateLimitTransport{base: tr}
 	if c.metricsReg != nil {
 		rl.limited = newRateLimitedCounter(c.metricsReg)
+		rl.errors = newErrorsCounter(c.metricsReg)
 	}
 	var rt http.RoundTripper = rl
 	if c.breaker != nil {
@@ -137,7 +138,7 @@ func apiResult(method string, status int, body []byte) error {
 		return fmt.Errorf("%s: HTTP %d: %w", method, status, err)
 	}
 	if !ans.OK {
-		return fmt.Errorf("%s: %s", method, ans.Error)
+		return fmt.Errorf("%s: %w", method, slack.SlackErrorResponse{Err: ans.Error})
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/slack-go/slack"
@@ -68,6 +69,7 @@ func (inFlight) Busy() bool    { return true }
 // DB is what Poster needs of PostgreSQL (a *pgxpool.Pool).
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
@@ -170,6 +172,29 @@ func (p *Poster) DM(ctx context.Context, key, user string, msg blocks.Message) (
 	}
 	ts, posted, err = p.Post(ctx, key, ch.ID, "", msg)
 	return ch.ID, ts, posted, err
+}
+
+// Post is a message posted under a key.
+type Post struct {
+	Key, Channel, TS string
+}
+
+// Posted returns the posts made under any of keys (those whose post Slack
+// accepted), so a later change can update them in place.
+func (p *Poster) Posted(ctx context.Context, keys ...string) ([]Post, error) {
+	rows, err := p.DB.Query(ctx, `SELECT dedup_key, channel_id, ts FROM slack_posts
+		WHERE dedup_key = ANY($1) AND ts IS NOT NULL ORDER BY posted_at`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("slackonce: posted: %w", err)
+	}
+	posts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Post, error) {
+		var x Post
+		return x, r.Scan(&x.Key, &x.Channel, &x.TS)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("slackonce: posted: %w", err)
+	}
+	return posts, nil
 }
 
 // claimed is what claim found: a post already made (ts), or a claim this
@@ -355,3 +380,12 @@ func slackTS(t time.Time) string {
 	us := t.UnixMicro()
 	return fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)
 }
+
+// Keys of the runner's DMs, shared by the functions that post them and the
+// one that updates them when the run completes.
+
+// RunnerDMKey names the DM a runner gets when assigned.
+func RunnerDMKey(run uuid.UUID) string { return "runner-dm:" + run.String() }
+
+// RunnerReminderKey names the n-th reminder DM (n counts from 1).
+func RunnerReminderKey(run uuid.UUID, n int) string { return fmt.Sprintf("runner-remind:%s:%d", run, n) }

@@ -28,20 +28,33 @@ type apiResult struct {
 }
 
 // slackResponse is the envelope of every answer, field for field
-// slackResponse, but with empty fields omitted as Slack omits them:
+// slack.SlackResponse, but with empty fields omitted as Slack omits them:
 // {"ok":true,...} or {"ok":false,"error":"invalid_auth"}.
 type slackResponse struct {
-	Ok               bool                    `json:"ok"`
-	Error            string                  `json:"error,omitempty"`
-	ResponseMetadata *slack.ResponseMetadata `json:"response_metadata,omitempty"`
+	Ok               bool              `json:"ok"`
+	Error            string            `json:"error,omitempty"`
+	ResponseMetadata *responseMetadata `json:"response_metadata,omitempty"`
+}
+
+// responseMetadata is slack.ResponseMetadata with empty fields omitted:
+// Slack sends {"messages":[...]} with an error and {"warnings":[...]} with a
+// warning, not every field of the object.
+type responseMetadata struct {
+	Cursor   string   `json:"next_cursor,omitempty"`
+	Messages []string `json:"messages,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func slackError(code string, messages ...string) apiResult {
+	return apiResult{resp: errorResponse(code, messages)}
+}
+
+func errorResponse(code string, messages []string) slackResponse {
 	r := slackResponse{Ok: false, Error: code}
 	if len(messages) > 0 {
-		r.ResponseMetadata = &slack.ResponseMetadata{Messages: messages}
+		r.ResponseMetadata = &responseMetadata{Messages: messages}
 	}
-	return apiResult{resp: r}
+	return r
 }
 
 var okResponse = slackResponse{Ok: true}
@@ -63,6 +76,8 @@ func lookupMethod(name string) (methodFunc, bool) {
 		return (*Server).conversationsOpen, true
 	case "conversations.info":
 		return (*Server).conversationsInfo, true
+	case "conversations.join":
+		return (*Server).conversationsJoin, true
 	case "conversations.history":
 		return (*Server).conversationsHistory, true
 	case "conversations.replies":
@@ -83,7 +98,7 @@ func lookupMethod(name string) (methodFunc, bool) {
 func Methods() []string {
 	return []string{
 		"auth.test", "chat.postEphemeral", "chat.postMessage", "chat.update",
-		"conversations.history", "conversations.info", "conversations.open", "conversations.replies", "users.info",
+		"conversations.history", "conversations.info", "conversations.join", "conversations.open", "conversations.replies", "users.info",
 		"views.open", "views.push", "views.update",
 	}
 }
@@ -329,8 +344,11 @@ func (s *Server) channelObject(id string, now time.Time) slack.Channel {
 		c.Name = "mpdm-" + strings.ToLower(id)
 		c.NameNormalized = c.Name
 	default:
+		v := s.botViewLocked(id)
 		c.IsChannel = true
-		c.IsMember = true
+		c.IsMember = v.botMember
+		c.IsPrivate = v.private
+		c.IsArchived = v.archived
 		c.Name = s.channelName(id)
 		c.NameNormalized = c.Name
 		c.Creator = BotUserID
@@ -362,6 +380,8 @@ func (s *Server) conversationsOpen(p params, now time.Time) apiResult {
 		return slackError("users_list_not_supplied")
 	case len(users) > 8:
 		return slackError("too_many_users")
+	case slices.ContainsFunc(users, func(u string) bool { return s.st.disabled[u] }):
+		return slackError("user_disabled")
 	}
 	var id string
 	if len(users) == 1 {
@@ -386,9 +406,12 @@ func (s *Server) conversationsInfo(p params, now time.Time) apiResult {
 		return slackError("channel_not_found")
 	}
 	id = s.resolveChannel(id)
+	if !s.botViewLocked(id).visible {
+		return slackError("channel_not_found")
+	}
 	ch := s.channelObject(id, now)
 	if p.bool("include_num_members") {
-		ch.NumMembers = len(s.opts.Users) + 1
+		ch.NumMembers = s.numMembersLocked(id)
 	}
 	if p.bool("include_locale") {
 		ch.Locale = "en-US"
@@ -409,35 +432,36 @@ type content struct {
 	hasBlocks, hasAttach, hasMetadata bool
 }
 
-func readContent(p params) (content, string) {
-	c := content{text: p.get("text"), hasText: p.has("text")}
+// readContent also checks the blocks against Block Kit's limits; messages
+// are the response_metadata.messages that come with an invalid_blocks.
+func readContent(p params) (c content, code string, messages []string) {
+	c = content{text: p.get("text"), hasText: p.has("text")}
 	var ok bool
 	if p.has("blocks") && p.get("blocks") != "" {
 		if c.blocks, ok = p.json("blocks"); !ok || c.blocks[0] != '[' {
-			return c, "invalid_blocks"
+			return c, "invalid_blocks", nil
 		}
 		c.hasBlocks = true
-		var n []json.RawMessage
-		if json.Unmarshal(c.blocks, &n) == nil && len(n) > 50 {
-			return c, "invalid_blocks"
+		if msgs := checkBlocks(c.blocks, messageSurface); len(msgs) > 0 {
+			return c, "invalid_blocks", msgs
 		}
 	}
 	if p.has("attachments") && p.get("attachments") != "" {
 		if c.attachments, ok = p.json("attachments"); !ok || c.attachments[0] != '[' {
-			return c, "invalid_attachments"
+			return c, "invalid_attachments", nil
 		}
 		c.hasAttach = true
 	}
 	if p.has("metadata") && p.get("metadata") != "" {
 		if c.metadata, ok = p.json("metadata"); !ok {
-			return c, "invalid_metadata_format"
+			return c, "invalid_metadata_format", nil
 		}
 		c.hasMetadata = true
 	}
-	if len(c.text) > 40000 {
-		return c, "msg_too_long"
+	if len(c.text) > maxMessageText {
+		return c, "msg_too_long", nil
 	}
-	return c, ""
+	return c, "", nil
 }
 
 func (c content) empty() bool {
@@ -449,9 +473,12 @@ func (s *Server) chatPostMessage(p params, now time.Time) apiResult {
 	if ch == "" {
 		return slackError("channel_not_found")
 	}
-	c, code := readContent(p)
-	if code != "" {
+	if code := s.botViewLocked(ch).postCode(); code != "" {
 		return slackError(code)
+	}
+	c, code, msgs := readContent(p)
+	if code != "" {
+		return slackError(code, msgs...)
 	}
 	if c.empty() {
 		return slackError("no_text")
@@ -494,13 +521,16 @@ func (s *Server) chatUpdate(p params, now time.Time) apiResult {
 	if ch == "" {
 		return slackError("channel_not_found")
 	}
+	if code := s.botViewLocked(ch).updateCode(); code != "" {
+		return slackError(code)
+	}
 	ts := p.get("ts")
 	if ts == "" {
 		return slackError("message_not_found")
 	}
-	c, code := readContent(p)
+	c, code, msgs := readContent(p)
 	if code != "" {
-		return slackError(code)
+		return slackError(code, msgs...)
 	}
 	if !c.hasText && !c.hasBlocks && !c.hasAttach {
 		return slackError("no_text")
@@ -549,13 +579,16 @@ func (s *Server) chatPostEphemeral(p params, now time.Time) apiResult {
 	if ch == "" {
 		return slackError("channel_not_found")
 	}
+	if code := s.botViewLocked(ch).postCode(); code != "" {
+		return slackError(code)
+	}
 	user := p.get("user")
-	if user == "" {
+	if user == "" || !s.isMemberLocked(ch, user) {
 		return slackError("user_not_in_channel")
 	}
-	c, code := readContent(p)
+	c, code, msgs := readContent(p)
 	if code != "" {
-		return slackError(code)
+		return slackError(code, msgs...)
 	}
 	if c.empty() {
 		return slackError("no_text")

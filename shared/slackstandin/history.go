@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/slack-go/slack"
 )
 
 // conversations.history and conversations.replies: reading a conversation
@@ -159,6 +157,9 @@ func (s *Server) conversationsHistory(p params, _ time.Time) apiResult {
 	if ch == "" {
 		return slackError("channel_not_found")
 	}
+	if code := s.botViewLocked(ch).readCode(); code != "" {
+		return slackError(code)
+	}
 	win, code := readWindow(p)
 	if code != "" {
 		return slackError(code)
@@ -187,7 +188,7 @@ func (s *Server) conversationsHistory(p params, _ time.Time) apiResult {
 		}
 		if len(res.Messages) == limit {
 			res.HasMore = true
-			res.ResponseMetadata = &slack.ResponseMetadata{Cursor: encodeCursor(m.TS)}
+			res.ResponseMetadata = &responseMetadata{Cursor: encodeCursor(m.TS)}
 			break
 		}
 		res.Messages = append(res.Messages, listed(c, m, p.bool("include_all_metadata")))
@@ -202,6 +203,9 @@ func (s *Server) conversationsReplies(p params, _ time.Time) apiResult {
 	ch := s.resolveChannel(p.get("channel"))
 	if ch == "" {
 		return slackError("channel_not_found")
+	}
+	if code := s.botViewLocked(ch).readCode(); code != "" {
+		return slackError(code)
 	}
 	ts := p.get("ts")
 	if ts == "" {
@@ -244,7 +248,7 @@ func (s *Server) conversationsReplies(p params, _ time.Time) apiResult {
 		}
 		if len(res.Messages) >= max(limit, 2) {
 			res.HasMore = true
-			res.ResponseMetadata = &slack.ResponseMetadata{Cursor: encodeCursor(r.TS)}
+			res.ResponseMetadata = &responseMetadata{Cursor: encodeCursor(r.TS)}
 			break
 		}
 		res.Messages = append(res.Messages, listed(c, r, meta))

@@ -172,11 +172,12 @@ func (s *Server) WaitForCalls(ctx context.Context, method string, n int) ([]Call
 }
 
 // Reset forgets every recorded call and all state (messages, ephemeral
-// messages, views, DMs, triggers, response URLs). Faults stay installed (see
+// messages, views, DMs, triggers, response URLs); the conversation registry
+// goes back to Options.Conversations. Faults stay installed (see
 // ClearFaults); timestamps keep increasing.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = nil
-	s.st.reset()
+	s.st.reset(s.opts.Conversations)
 }

@@ -12,6 +12,26 @@
 //     "/", and lets a person or a script play users (slash commands and
 //     interactions, signed exactly like Slack signs them).
 //
+// It refuses what Slack refuses, with Slack's documented error codes:
+// Block Kit limits (invalid_blocks with response_metadata.messages naming
+// each problem, see limits.go), response_url lifetimes (30 minutes, 5 uses:
+// expired_url, see responseurl.go) and conversation membership
+// (not_in_channel, user_not_in_channel, channel_not_found, is_archived,
+// is_inactive, see conversations.go).
+//
+// Membership is lenient by default. A channel the stand-in was not told
+// about is one the app was added to: public, the app a member, every user a
+// member, which is how DefaultChannelID behaves unless registered. Only the
+// conversations registered through Options.Conversations or
+// AddConversation (or changed with ArchiveConversation, SetBotMember,
+// AddMember) follow Slack's membership rules. DMs ("D"+user) are the
+// exception: their members are always that user and the app, registered or
+// not, so an ephemeral for someone else in a user's DM is refused with
+// user_not_in_channel. Simulated users join a registered channel by typing a
+// command or clicking in it, as a person can only do where they are a
+// member; clicking in someone else's DM (a forwarded message) does not make
+// them a member of it.
+//
 // Layout of the HTTP surface (see Handler):
 //
 //	POST /api/<method>              Slack Web API (auth.test, chat.postMessage, ...)
@@ -26,9 +46,9 @@
 // logs with the log package, none of which fits recording, fault injection or
 // stateful threads. The JSON answers reuse slack-go's response types
 // (slack.Msg, slack.Channel, slack.User, slack.AuthTestResponse,
-// slack.ViewState, slack.ResponseMetadata ...) so the wire format is exactly
-// what slack-go clients parse; the envelope mirrors slack.SlackResponse with
-// empty fields omitted, as Slack sends it.
+// slack.ViewState ...) so the wire format is exactly what slack-go clients
+// parse; the envelope and its response_metadata mirror slack.SlackResponse
+// and slack.ResponseMetadata with empty fields omitted, as Slack sends them.
 //
 // A Server is safe for concurrent use and holds no global state.
 package slackstandin
@@ -41,6 +61,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +97,12 @@ const (
 	// DefaultAckTimeout is how long Slack waits for a slash command or an
 	// interaction to be acknowledged, and how long a trigger_id stays valid.
 	DefaultAckTimeout = 3 * time.Second
+	// DefaultResponseURLTTL is how long a response_url stays valid: "up to
+	// 5 times within 30 minutes" (docs.slack.dev, Handling user
+	// interaction, and Implementing slash commands).
+	DefaultResponseURLTTL = 30 * time.Minute
+	// ResponseURLMaxUses is how many accepted posts a response_url takes.
+	ResponseURLMaxUses = 5
 )
 
 // Options configures a Server. The zero value is usable.
@@ -93,6 +120,11 @@ type Options struct {
 	// {DefaultChannelID: DefaultChannelName}); a channel missing from the map
 	// is named after its lower-cased id.
 	Channels map[string]string
+	// Conversations are the channels Slack's membership rules apply to
+	// (see the package doc: any other channel is one the app was added to,
+	// with every user in it). Reset returns the registry to this list.
+	// Entries with an empty or DM id are ignored with a warning.
+	Conversations []Conversation
 	// Transcript, when set, receives one human-readable line per posted,
 	// updated or ephemeral message and per opened view.
 	Transcript io.Writer
@@ -110,6 +142,10 @@ type Options struct {
 	// and how long a trigger_id issued by the stand-in stays valid, as in
 	// Slack (default DefaultAckTimeout; negative = no limit).
 	AckTimeout time.Duration
+	// ResponseURLTTL is how long a response_url issued by the stand-in
+	// stays valid (default DefaultResponseURLTTL; negative = no limit).
+	// Tests shorten it to see expired_url.
+	ResponseURLTTL time.Duration
 	// PublicURL overrides the base URL used in response_url values and in
 	// auth.test (default: the URL the server listens on).
 	PublicURL string
@@ -155,9 +191,22 @@ func New(opts Options) *Server {
 	if opts.AckTimeout == 0 {
 		opts.AckTimeout = DefaultAckTimeout
 	}
+	if opts.ResponseURLTTL == 0 {
+		opts.ResponseURLTTL = DefaultResponseURLTTL
+	}
 	lg := opts.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
+	}
+	lg = lg.With("component", "slackstandin")
+	// The registry is the stand-in's own: a caller changing its slice
+	// later must not change it behind Server.mu.
+	opts.Conversations = slices.Clone(opts.Conversations)
+	for i, c := range opts.Conversations {
+		opts.Conversations[i].Members = slices.Clone(c.Members)
+		if !registrable(c.ID) {
+			lg.Warn("ignoring a conversation that cannot be registered", "id", c.ID, "err", ErrNotRegistrable)
+		}
 	}
 	client := opts.HTTPClient
 	if client == nil {
@@ -165,11 +214,11 @@ func New(opts Options) *Server {
 	}
 	s := &Server{
 		opts:    opts,
-		log:     lg.With("component", "slackstandin"),
+		log:     lg,
 		client:  client,
 		changed: make(chan struct{}),
 		faults:  map[string]FaultFunc{},
-		st:      newState(),
+		st:      newState(opts.Conversations),
 	}
 	s.baseURL = strings.TrimSuffix(opts.PublicURL, "/")
 	s.mux = s.routes()

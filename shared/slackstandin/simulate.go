@@ -89,6 +89,10 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 
 	s.mu.Lock()
 	ch := s.resolveChannel(cmd.ChannelID)
+	if s.archivedLocked(ch) {
+		s.mu.Unlock()
+		return Forwarded{}, fmt.Errorf("%w: %s is archived, nobody can type there", ErrBadRequest, ch)
+	}
 	if cmd.ChannelName == "" {
 		cmd.ChannelName = s.channelName(ch)
 		if strings.HasPrefix(ch, "D") {
@@ -96,10 +100,11 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 		}
 	}
 	s.st.channel(ch)
+	s.userActedLocked(ch, cmd.UserID)
 	target := &responseTarget{channel: ch, user: cmd.UserID}
 	fwd := Forwarded{
 		TriggerID:   s.newTriggerLocked(cmd.UserID, ch, now),
-		ResponseURL: s.newResponseURLLocked(target),
+		ResponseURL: s.newResponseURLLocked(target, now),
 	}
 	line := "[" + s.place(ch) + "] @" + s.displayName(cmd.UserID) + ": " + oneLine(strings.TrimSpace(cmd.Command+" "+cmd.Text))
 	s.mu.Unlock()
@@ -172,7 +177,7 @@ func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded) {
 		msg.Text = string(res.Body)
 	}
 	s.mu.Lock()
-	line, _ := s.applyResponseLocked(t, msg, "command_response", time.Now())
+	line, _, _ := s.applyResponseLocked(t, msg, "command_response", time.Now())
 	s.mu.Unlock()
 	s.transcribe([]string{line})
 }
@@ -304,6 +309,7 @@ func (s *Server) fillInteractionLocked(p map[string]any, typ, userID string, now
 	ch := ""
 	if container != nil && str(container, "type") == "message" {
 		ch = s.resolveChannel(s.interactionChannel(p))
+		s.userActedLocked(ch, userID)
 		setDefault(p, "channel", map[string]any{"id": ch, "name": s.channelName(ch)})
 		msgTS := str(container, "message_ts")
 		eph, _ := container["is_ephemeral"].(bool)
@@ -311,7 +317,7 @@ func (s *Server) fillInteractionLocked(p map[string]any, typ, userID string, now
 			setDefault(p, "message", toWire(m))
 		}
 		if _, ok := p["response_url"]; !ok {
-			fwd.ResponseURL = s.newResponseURLLocked(&responseTarget{channel: ch, user: userID, messageTS: msgTS, ephemeral: eph})
+			fwd.ResponseURL = s.newResponseURLLocked(&responseTarget{channel: ch, user: userID, messageTS: msgTS, ephemeral: eph}, now)
 			p["response_url"] = fwd.ResponseURL
 		}
 	}
@@ -463,123 +469,6 @@ func (s *Server) closeView(viewID string) {
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
-
-// ---- response_url ------------------------------------------------------------
-
-// responseMessage is the JSON body Slack accepts at a response_url.
-type responseMessage struct {
-	Text            string          `json:"text"`
-	Blocks          json.RawMessage `json:"blocks"`
-	Attachments     json.RawMessage `json:"attachments"`
-	ResponseType    string          `json:"response_type"`
-	ReplaceOriginal bool            `json:"replace_original"`
-	DeleteOriginal  bool            `json:"delete_original"`
-	ThreadTS        string          `json:"thread_ts"`
-}
-
-func (s *Server) serveResponseURL(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	p, perr := parseParams(r, body)
-	call := Call{Method: MethodResponseURL, Params: maps.Clone(p.str), Body: body, At: now}
-	if f := s.fault(MethodResponseURL); f != nil {
-		if status, retryAfter, ok := f(call); ok {
-			s.answerFault(w, call, status, retryAfter)
-			return
-		}
-	}
-	var msg responseMessage
-	status, code := http.StatusOK, ""
-	var line string
-	s.mu.Lock()
-	t := s.st.responses[r.PathValue("id")]
-	switch {
-	case t == nil:
-		status, code = http.StatusNotFound, "expired_url"
-	case perr != nil || !p.isJSON || json.Unmarshal(body, &msg) != nil:
-		status, code = http.StatusBadRequest, "invalid_payload"
-	default:
-		line, code = s.applyResponseLocked(t, msg, MethodResponseURL, now)
-		if code != "" {
-			status = http.StatusBadRequest
-		}
-	}
-	out := []byte(`{"ok":true}`)
-	if code != "" {
-		out, _ = json.Marshal(map[string]any{"ok": false, "error": code})
-	}
-	call.Status, call.Response = status, out
-	s.recordLocked(call)
-	s.mu.Unlock()
-	s.transcribe([]string{line})
-	s.log.Debug("response_url call", "status", status, "error", code)
-	writeJSON(w, status, out)
-}
-
-// applyResponseLocked shows a response_url (or slash command answer)
-// message. It returns a transcript line or a Slack error code.
-func (s *Server) applyResponseLocked(t *responseTarget, msg responseMessage, via string, now time.Time) (string, string) {
-	blocks := nonEmpty(msg.Blocks)
-	if len(blocks) > 0 && !json.Valid(blocks) {
-		return "", "invalid_blocks"
-	}
-	switch {
-	case msg.DeleteOriginal && t.messageTS != "":
-		if t.ephemeral {
-			for i, m := range s.st.ephemerals {
-				if m.Channel == t.channel && m.TS == t.messageTS {
-					s.st.ephemerals = append(s.st.ephemerals[:i], s.st.ephemerals[i+1:]...)
-					return s.messageLine(m, "deleted"), ""
-				}
-			}
-			return "", "message_not_found"
-		}
-		m := s.st.find(t.channel, t.messageTS)
-		if m == nil || !s.st.remove(t.channel, t.messageTS) {
-			return "", "message_not_found"
-		}
-		return s.messageLine(m, "deleted"), ""
-	case msg.ReplaceOriginal && t.messageTS != "":
-		var m *Message
-		if t.ephemeral {
-			m = s.st.findEphemeral(t.channel, t.messageTS)
-		} else {
-			m = s.st.find(t.channel, t.messageTS)
-		}
-		if m == nil {
-			return "", "message_not_found"
-		}
-		m.Text, m.Blocks, m.Attachments = msg.Text, blocks, nonEmpty(msg.Attachments)
-		m.Edited, m.EditedTS = true, s.st.nextTS(now)
-		return s.messageLine(m, "edited"), ""
-	}
-	if msg.Text == "" && len(blocks) == 0 && isEmptyJSONArray(msg.Attachments) {
-		return "", "no_text"
-	}
-	m := &Message{
-		Channel:     t.channel,
-		TS:          s.st.nextTS(now),
-		ThreadTS:    msg.ThreadTS,
-		User:        BotUserID,
-		Text:        msg.Text,
-		Blocks:      blocks,
-		Attachments: nonEmpty(msg.Attachments),
-		Via:         via,
-	}
-	s.st.channel(t.channel)
-	if msg.ResponseType == "in_channel" {
-		c := s.st.channel(t.channel)
-		c.msgs = append(c.msgs, m)
-	} else {
-		m.Ephemeral, m.Recipient = true, t.user
-		s.st.ephemerals = append(s.st.ephemerals, m)
-	}
-	return s.messageLine(m, ""), ""
-}
 
 // ---- HTTP wrappers -----------------------------------------------------------
 

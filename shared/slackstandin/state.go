@@ -96,13 +96,6 @@ type trigger struct {
 	used    bool
 }
 
-type responseTarget struct {
-	channel   string
-	user      string
-	messageTS string // the message an interaction came from, if any
-	ephemeral bool   // that message was ephemeral
-}
-
 // state is the workspace. Every access holds Server.mu.
 type state struct {
 	lastMicros int64
@@ -114,15 +107,19 @@ type state struct {
 	dmUsers    map[string]string // D-channel id -> user id
 	triggers   map[string]*trigger
 	responses  map[string]*responseTarget
+	convs      map[string]*convState // registered conversations
+	disabled   map[string]bool       // deactivated users
 }
 
-func newState() state {
+func newState(convs []Conversation) state {
 	s := state{}
-	s.reset()
+	s.reset(convs)
 	return s
 }
 
-func (st *state) reset() {
+// reset forgets everything; the registry starts over from convs (invalid
+// entries are skipped: New warns about them).
+func (st *state) reset(convs []Conversation) {
 	st.channels = map[string]*channelState{}
 	st.order = nil
 	st.ephemerals = nil
@@ -130,6 +127,13 @@ func (st *state) reset() {
 	st.dmUsers = map[string]string{}
 	st.triggers = map[string]*trigger{}
 	st.responses = map[string]*responseTarget{}
+	st.convs = map[string]*convState{}
+	st.disabled = map[string]bool{}
+	for _, c := range convs {
+		if registrable(c.ID) {
+			st.convs[c.ID] = &convState{c: normalized(c)}
+		}
+	}
 }
 
 // nextTS returns a strictly increasing Slack timestamp based on the clock.
@@ -305,20 +309,6 @@ func (s *Server) newTriggerLocked(user, channel string, now time.Time) string {
 	return id
 }
 
-// NewResponseURL issues a response_url that posts to channel on behalf of
-// user (ephemeral to user unless the body says response_type "in_channel").
-func (s *Server) NewResponseURL(channel, user string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.newResponseURLLocked(&responseTarget{channel: channel, user: user})
-}
-
-func (s *Server) newResponseURLLocked(t *responseTarget) string {
-	id := randomHex(16)
-	s.st.responses[id] = t
-	return s.URL() + "/_standin/response/" + id
-}
-
 // displayName is the configured display name of user, or its id.
 func (s *Server) displayName(user string) string {
 	if user == BotUserID {
@@ -330,8 +320,12 @@ func (s *Server) displayName(user string) string {
 	return user
 }
 
-// channelName is the configured name of a channel, or its lower-cased id.
+// channelName is the registered or configured name of a channel, or its
+// lower-cased id. s.mu must be held.
 func (s *Server) channelName(id string) string {
+	if cs, ok := s.st.convs[id]; ok && cs.c.Name != "" {
+		return cs.c.Name
+	}
 	if n, ok := s.opts.Channels[id]; ok && n != "" {
 		return n
 	}
@@ -346,3 +340,12 @@ func sortedMessages(msgs []*Message) []*Message {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// DeactivateUser deactivates user, as a workspace admin would: Slack then
+// refuses to open a conversation with them (conversations.open answers
+// user_disabled). Reset forgets it.
+func (s *Server) DeactivateUser(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.disabled[user] = true
+}

@@ -96,7 +96,8 @@ func viewResponse(v *viewRecord) any {
 var errInvalidView = errors.New("invalid view")
 
 // parseModal validates a view the way Slack does for the limits apps
-// commonly hit; messages go to response_metadata.messages.
+// commonly hit (the view's own fields here, its blocks in limits.go);
+// messages go to response_metadata.messages.
 func parseModal(p params) (modalRequest, json.RawMessage, []string) {
 	raw, ok := p.json("view")
 	if !ok {
@@ -130,8 +131,8 @@ func parseModal(p params) (modalRequest, json.RawMessage, []string) {
 	var blocks []json.RawMessage
 	if err := json.Unmarshal(req.Blocks, &blocks); err != nil {
 		msgs = append(msgs, "[ERROR] missing required field: blocks [json-pointer:/view]")
-	} else if len(blocks) > 100 {
-		msgs = append(msgs, "[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]")
+	} else {
+		msgs = append(msgs, checkBlocks(req.Blocks, modalSurface)...)
 	}
 	if len(req.PrivateMetadata) > 3000 {
 		msgs = append(msgs, "[ERROR] must be less than 3001 characters [json-pointer:/view/private_metadata]")

@@ -171,6 +171,27 @@ func CancelRun(ctx context.Context, tx pgx.Tx, teamID, channelID, userID, reason
 	return run, nil
 }
 
+// AbandonRun cancels a run nobody could see: CoffeeBuddy could not post its
+// message in the channel (a private channel it is not in, an archived one).
+// It is cancelled by nobody (cancelled_by NULL) for reason, so the channel
+// is free for a new /coffee once the app is invited. A run no longer
+// active gives coffee.ErrNotActive.
+func AbandonRun(ctx context.Context, tx pgx.Tx, runID uuid.UUID, reason string, now time.Time) (coffee.Run, error) {
+	run, err := lockRun(ctx, tx, runID)
+	if err != nil {
+		return run, err
+	}
+	if run.Status != coffee.StatusActive {
+		return run, coffee.ErrNotActive
+	}
+	if _, err := tx.Exec(ctx, `UPDATE coffee_runs SET status = 'cancelled', cancelled_at = $2, cancel_reason = $3,
+		updated_at = $2 WHERE id = $1`, run.ID, now.UTC(), reason); err != nil {
+		return run, fmt.Errorf("store: abandon run: %w", err)
+	}
+	run.Status, run.CancelledAt = coffee.StatusCancelled, now.UTC()
+	return run, nil
+}
+
 // HistoryEntry is one line of /coffee-history.
 type HistoryEntry struct {
 	RunID      uuid.UUID     `db:"id"`
@@ -216,17 +237,27 @@ func History(ctx context.Context, q Querier, teamID, channelID string, page, pag
 }
 
 // ClaimWarnings marks active runs whose last call is within lead as warned
-// and returns them; each run is claimed once, whatever ticks overlap.
-func ClaimWarnings(ctx context.Context, tx pgx.Tx, now time.Time, lead time.Duration) ([]coffee.Run, error) {
+// and returns them; each run is claimed once, whatever ticks or timers
+// overlap. With runs given, only those are considered.
+func ClaimWarnings(ctx context.Context, tx pgx.Tx, now time.Time, lead time.Duration, runs ...uuid.UUID) ([]coffee.Run, error) {
 	rows, err := tx.Query(ctx, `
 		UPDATE coffee_runs SET last_call_warned_at = $1, updated_at = $1
 		WHERE status = 'active' AND last_call_warned_at IS NULL
 		  AND last_call_at > $1 AND last_call_at <= $1::timestamptz + make_interval(secs => $2)
-		RETURNING `+runColumns, now.UTC(), lead.Seconds())
+		  AND (cardinality($3::uuid[]) = 0 OR id = ANY($3))
+		RETURNING `+runColumns, now.UTC(), lead.Seconds(), onlyRuns(runs))
 	if err != nil {
 		return nil, fmt.Errorf("store: claim warnings: %w", err)
 	}
 	return collectRuns(rows)
+}
+
+// onlyRuns is a run filter as a non-NULL array: empty means every run.
+func onlyRuns(runs []uuid.UUID) []uuid.UUID {
+	if runs == nil {
+		return []uuid.UUID{}
+	}
+	return runs
 }
 
 // DueRuns returns the ids of active runs whose last call has passed.
@@ -245,13 +276,14 @@ func DueRuns(ctx context.Context, q Querier, now time.Time, limit int) ([]uuid.U
 
 // ClaimReminders counts a reminder for assigned, unfinished runs whose
 // runner was last DMed before now-after and has had fewer than max
-// reminders, and returns them.
-func ClaimReminders(ctx context.Context, tx pgx.Tx, now time.Time, after time.Duration, max int) ([]coffee.Run, error) {
+// reminders, and returns them. With runs given, only those are considered.
+func ClaimReminders(ctx context.Context, tx pgx.Tx, now time.Time, after time.Duration, max int, runs ...uuid.UUID) ([]coffee.Run, error) {
 	rows, err := tx.Query(ctx, `
 		UPDATE coffee_runs SET reminder_count = reminder_count + 1, updated_at = $1
 		WHERE status = 'closed' AND runner_user_id IS NOT NULL
 		  AND reminder_sent_at < $1::timestamptz - make_interval(secs => $2) AND reminder_count < $3
-		RETURNING `+runColumns, now.UTC(), after.Seconds(), max)
+		  AND (cardinality($4::uuid[]) = 0 OR id = ANY($4))
+		RETURNING `+runColumns, now.UTC(), after.Seconds(), max, onlyRuns(runs))
 	if err != nil {
 		return nil, fmt.Errorf("store: claim reminders: %w", err)
 	}

@@ -365,6 +365,90 @@ func TestTickClaims(t *testing.T) {
 	}
 }
 
+// TestClaimsOfOneRun: a run timer claims its own run's moment only.
+func TestClaimsOfOneRun(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	a, b := w.start("C1", "U1"), w.start("C2", "U1") // both last call at +10m
+	w.now = w.now.Add(9 * time.Minute)
+	var warned []coffee.Run
+	w.tx(func(tx pgx.Tx) (err error) { warned, err = store.ClaimWarnings(ctx, tx, w.now, 2*time.Minute, b.ID); return })
+	if len(warned) != 1 || warned[0].ID != b.ID {
+		t.Fatalf("warned %v, want only %s", warned, b.ID)
+	}
+	w.tx(func(tx pgx.Tx) (err error) { warned, err = store.ClaimWarnings(ctx, tx, w.now, 2*time.Minute); return })
+	if len(warned) != 1 || warned[0].ID != a.ID {
+		t.Fatalf("the tick warned %v, want only %s", warned, a.ID)
+	}
+	for _, id := range []uuid.UUID{a.ID, b.ID} {
+		w.order(map[uuid.UUID]string{a.ID: "C1", b.ID: "C2"}[id], "U2", "latte", "small", "")
+	}
+	w.now = w.now.Add(time.Minute)
+	w.close(a.ID)
+	w.close(b.ID)
+	for _, id := range []uuid.UUID{a.ID, b.ID} {
+		if err := store.MarkRunnerDMed(ctx, w.db, id, w.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rem []coffee.Run
+	w.tx(func(tx pgx.Tx) (err error) {
+		rem, err = store.ClaimReminders(ctx, tx, w.now.Add(16*time.Minute), 15*time.Minute, 1, a.ID)
+		return
+	})
+	if len(rem) != 1 || rem[0].ID != a.ID {
+		t.Fatalf("reminded %v, want only %s", rem, a.ID)
+	}
+}
+
+// TestCurrentOrderAndAbandon: a user's order in the channel's active run
+// (for changing it); an abandoned run frees its channel, cancelled by
+// nobody.
+func TestCurrentOrderAndAbandon(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	run := w.start("C1", "U1")
+	if _, err := store.CurrentOrder(ctx, w.db, "T1", "C1", "U2"); !errors.Is(err, coffee.ErrRunNotFound) {
+		t.Fatalf("before ordering: %v, want ErrRunNotFound", err)
+	}
+	if _, _, err := w.order("C1", "U2", "mocha", "large", "oat milk"); err != nil {
+		t.Fatal(err)
+	}
+	o, err := store.CurrentOrder(ctx, w.db, "T1", "C1", "U2")
+	if err != nil || o.Drink != "mocha" || o.Size != "large" || o.Customizations != "oat milk" || o.RunID != run.ID {
+		t.Fatalf("current order %+v (%v)", o, err)
+	}
+	if _, err := store.CurrentOrder(ctx, w.db, "T1", "C2", "U2"); !errors.Is(err, coffee.ErrRunNotFound) {
+		t.Fatalf("another channel: %v, want ErrRunNotFound", err)
+	}
+	w.tx(func(tx pgx.Tx) error {
+		got, err := store.AbandonRun(ctx, tx, run.ID, "cannot post", w.now)
+		if err == nil && got.Status != coffee.StatusCancelled {
+			t.Errorf("abandoned run is %s", got.Status)
+		}
+		return err
+	})
+	var by *string
+	var reason string
+	if err := w.db.QueryRow(ctx, `SELECT cancelled_by, cancel_reason FROM coffee_runs WHERE id = $1`, run.ID).Scan(&by, &reason); err != nil ||
+		by != nil || reason != "cannot post" {
+		t.Fatalf("cancelled_by %v reason %q (%v)", by, reason, err)
+	}
+	if _, err := store.CurrentOrder(ctx, w.db, "T1", "C1", "U2"); !errors.Is(err, coffee.ErrRunNotFound) {
+		t.Fatalf("after abandoning: %v, want ErrRunNotFound", err)
+	}
+	err = pgx.BeginFunc(ctx, w.db, func(tx pgx.Tx) error {
+		_, err := store.AbandonRun(ctx, tx, run.ID, "again", w.now)
+		return err
+	})
+	if !errors.Is(err, coffee.ErrNotActive) {
+		t.Fatalf("abandoning twice: %v, want ErrNotActive", err)
+	}
+	if next := w.start("C1", "U1"); next.ID == run.ID {
+		t.Fatal("the channel is still held")
+	}
+}
+
 // TestFairnessOver100Runs simulates 100 runs among 10 users: six always
 // order, four sometimes. The spread of completed runs among the always-
 // present users stays within one run; cancelled runs do not count; an

@@ -75,6 +75,26 @@ func PlaceOrder(ctx context.Context, tx pgx.Tx, teamID, channelID string, o coff
 	return o, edited, nil
 }
 
+// CurrentOrder returns userID's order in the channel's active run, or
+// coffee.ErrRunNotFound when the channel has no active run or the user has
+// not ordered in it.
+func CurrentOrder(ctx context.Context, q Querier, teamID, channelID, userID string) (coffee.Order, error) {
+	rows, err := q.Query(ctx, `SELECT `+orderColumns+` FROM coffee_runs r
+		JOIN orders o ON o.run_id = r.id AND o.user_id = $3 LEFT JOIN users u ON u.user_id = o.user_id
+		WHERE r.team_id = $1 AND r.channel_id = $2 AND r.status = 'active'`, teamID, channelID, userID)
+	if err != nil {
+		return coffee.Order{}, fmt.Errorf("store: current order: %w", err)
+	}
+	orders, err := collectOrders(rows)
+	if err != nil {
+		return coffee.Order{}, err
+	}
+	if len(orders) == 0 {
+		return coffee.Order{}, coffee.ErrRunNotFound
+	}
+	return orders[0], nil
+}
+
 // Favourite returns the user's most frequent drink+size (the most recent
 // breaks ties), or ok=false when they have none.
 func Favourite(ctx context.Context, q Querier, userID string) (drink, size string, ok bool, err error) {

@@ -1,5 +1,6 @@
 // Command devstack is `make run`: the whole bot on one machine with
-// embedded defaults. Ctrl-C stops everything and removes temporary data.
+// embedded defaults. Ctrl-C stops everything and removes temporary data;
+// with COFFEE_DATA_DIR the embedded PostgreSQL and Kafka keep theirs there.
 package main
 
 import (
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +52,7 @@ func run() error {
 		Root: root, Log: log, LogDir: logDir,
 		BinDir:     os.Getenv("DEVSTACK_BIN"),
 		Transcript: os.Stdout,
+		KeepData:   true,
 	})
 	if err != nil {
 		return err
@@ -70,6 +73,7 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 	}
 	fmt.Fprintf(w, "\n☕ CoffeeBuddy is running (ready in %s)\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "  Slack endpoints   %s/slack/commands  %s/slack/interactions\n", s.IngressURL, s.IngressURL)
+	fmt.Fprintf(w, "  Ingress listens   %s  (%s)\n", s.IngressAddr, reach(s.IngressAddr))
 	if s.Slack != nil {
 		fmt.Fprintf(w, "  Local Slack       %s  (open in a browser to watch the channel)\n", s.SlackURL)
 		fmt.Fprintf(w, "  Try it            curl -s %s/_standin/command -d '{\"command\":\"/coffee\",\"text\":\"5\",\"user_id\":\"U1\",\"user_name\":\"alice\",\"channel_id\":\"C0LOCAL\",\"team_id\":\"T0LOCAL\"}'\n", s.SlackURL)
@@ -83,6 +87,32 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 		fmt.Fprintf(w, " %s=%s", name, s.Functions[name])
 	}
 	fmt.Fprintf(w, "\n  Logs              %s/<function>.log (JSON)\n", rel(s.LogDir))
+	switch {
+	case s.DataDir != "":
+		fmt.Fprintf(w, "  Data              kept across restarts in %s\n", strings.Join(s.KeptData, ", "))
+	case s.Postgres != nil || s.Kafka != nil:
+		fmt.Fprintf(w, "  Data              temporary (COFFEE_DATA_DIR=<folder> keeps it across restarts)\n")
+	}
 	fmt.Fprintf(w, "  Real Slack app    deploy/slack-app-manifest.yaml; see README \"Connect a real Slack app\"\n")
-	fmt.Fprintf(w, "\nCtrl-C stops everything and removes temporary data.\n\n")
+	if s.DataDir != "" {
+		fmt.Fprintf(w, "\nCtrl-C stops everything; the data stays in %s for the next run.\n\n", s.DataDir)
+	} else {
+		fmt.Fprintf(w, "\nCtrl-C stops everything and removes temporary data.\n\n")
+	}
+}
+
+// reach says who can reach the ingress at addr, the address it is bound to.
+func reach(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	switch {
+	case err != nil || ip == nil:
+		return "see the address"
+	case ip.IsLoopback():
+		return "this machine only: the local Slack stand-in's signing secret is no secret; set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET for real Slack"
+	case ip.IsUnspecified():
+		return "every interface, for real Slack through a tunnel or proxy"
+	default:
+		return "this interface"
+	}
 }

@@ -30,8 +30,10 @@ type Options struct {
 	Ports []int
 	// DataDir makes the cluster persist its state (topics, records,
 	// committed offsets, producer ids) there and reload it on start, so
-	// Restart keeps everything. Empty means in memory: Restart is refused.
-	// The caller owns the directory; Stop and Close leave it in place.
+	// Restart keeps everything, and so does a new cluster started on the
+	// same DataDir later (make run with COFFEE_DATA_DIR). Empty means in
+	// memory: Restart is refused. The caller owns the directory; Stop and
+	// Close leave it in place. One cluster at a time may use it.
 	DataDir string
 	// Topics are provisioned on the first start (and again, idempotently,
 	// after a restart).

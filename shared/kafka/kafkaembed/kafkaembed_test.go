@@ -242,3 +242,67 @@ func TestRestartAfterClose(t *testing.T) {
 		t.Fatal("Restart after Close succeeded")
 	}
 }
+
+// TestNewClusterOnDataDir is a later make run with COFFEE_DATA_DIR: a new
+// cluster (other ports, as with random ports) on the DataDir a closed one
+// used finds its records and its consumer group's committed offsets.
+func TestNewClusterOnDataDir(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	first, err := kafkaembed.StartWith(ctx, kafkaembed.Options{DataDir: dir, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kafka.NewClient(first.Brokers(), quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = produce(ctx, prod, 0, 10)
+	prod.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := []kgo.Opt{kgo.ConsumerGroup("kept"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit()}
+	cons, err := kafka.NewClient(first.Brokers(), quiet(), nil, group...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := poll(ctx, t, cons, func(rs []*kgo.Record) bool { return len(rs) >= 10 })
+	if err := cons.CommitRecords(ctx, read...); err != nil {
+		t.Fatal(err)
+	}
+	cons.Close()
+	first.Close()
+
+	second, err := kafkaembed.StartWith(ctx, kafkaembed.Options{DataDir: dir, Topics: topics})
+	if err != nil {
+		t.Fatalf("start on the first cluster's DataDir: %v", err)
+	}
+	defer second.Close()
+	all := kafkaRead(ctx, t, second.Brokers(), 10)
+	v := values(all)
+	for i := range 10 {
+		if c := v[strconv.Itoa(i)]; c != 1 {
+			t.Errorf("record %d stored %d times after the restart", i, c)
+		}
+	}
+	// The group resumes after what it committed: only new records.
+	prod2, err := kafka.NewClient(second.Brokers(), quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod2.Close()
+	if err := produce(ctx, prod2, 10, 11); err != nil {
+		t.Fatal(err)
+	}
+	cons2, err := kafka.NewClient(second.Brokers(), quiet(), nil, group...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons2.Close()
+	if got := poll(ctx, t, cons2, func(rs []*kgo.Record) bool { return len(rs) >= 1 }); string(got[0].Value) != "10" {
+		t.Errorf("group resumed at record %s, want 10 (the first one it had not committed)", got[0].Value)
+	}
+}

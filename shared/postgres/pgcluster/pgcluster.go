@@ -1,8 +1,10 @@
-// Package pgcluster starts a throwaway PostgreSQL cluster from the local
-// server binaries (initdb + postgres), for `make run` without DATABASE_URL and
-// for tests. It trades durability for speed (fsync off) and removes all data
-// on Stop. StopServer, StartServer and Restart stop and start the server on
-// the same port and data, for fault injection.
+// Package pgcluster starts a PostgreSQL cluster from the local server
+// binaries (initdb + postgres), for `make run` without DATABASE_URL and for
+// tests. By default the cluster is throwaway: it trades durability for speed
+// (fsync off) and removes all data on Stop. With Options.DataDir it keeps its
+// data there across runs (make run with COFFEE_DATA_DIR), with PostgreSQL's
+// durable defaults. StopServer, StartServer and Restart stop and start the
+// server on the same port and data, for fault injection.
 package pgcluster
 
 import (
@@ -38,12 +40,20 @@ type Options struct {
 	// StartTimeout bounds how long Start waits for the server to accept
 	// connections; 0 means 30 s.
 	StartTimeout time.Duration
+	// DataDir, when set, is the cluster's data directory, kept across runs:
+	// Start runs initdb only if it holds no cluster yet, and Stop leaves it
+	// in place. Missing parent folders are created. Empty means a throwaway
+	// cluster in a temporary directory. When running as root the server
+	// runs as the postgres OS user, which must be able to reach DataDir
+	// (see MkdirPrivate).
+	DataDir string
 }
 
-// Cluster is a running ephemeral PostgreSQL server.
+// Cluster is a running PostgreSQL server.
 type Cluster struct {
-	dir      string
+	dir      string // temporary: socket, log, owner pid; and data unless kept
 	dataDir  string
+	keep     bool // dataDir is Options.DataDir: kept, and durable
 	sockDir  string
 	port     int
 	postgres string // server binary
@@ -70,8 +80,10 @@ type server struct {
 // installHint tells a newcomer how to get the server binaries.
 const installHint = "install the PostgreSQL server binaries (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) or set DATABASE_URL"
 
-// Start initialises a cluster in a new temporary directory and starts a
-// server on it. The caller must Stop it.
+// Start initialises a cluster (in a new temporary directory, or in
+// opts.DataDir unless it holds one already) and starts a server on it. The
+// caller must Stop it. A DataDir in use by a running server is refused with
+// ErrInUse.
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	defer func() {
 		if err != nil {
@@ -110,17 +122,28 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		cred:     cred,
 		timeout:  timeout,
 	}
+	if opts.DataDir != "" {
+		if c.dataDir, err = filepath.Abs(opts.DataDir); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		c.keep = true
+	}
 	defer func() {
 		if err != nil {
 			c.kill()
 			if c.logFile != nil {
 				_ = c.logFile.Close()
 			}
-			_ = os.RemoveAll(dir)
+			_ = os.RemoveAll(dir) // never c.dataDir when kept
 		}
 	}()
 	if err := os.Mkdir(c.sockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	// Tells sweepStale this directory is in use even while the server is
+	// stopped (fault injection) or, for a kept cluster, has no data here.
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, fmt.Errorf("write owner file: %w", err)
 	}
 	if owner != nil {
 		// initdb refuses to run as root, so the postgres OS user owns the tree.
@@ -138,14 +161,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.logw = io.MultiWriter(c.logFile, opts.LogWriter)
 	}
 
-	initCmd := exec.CommandContext(ctx, initdb,
-		"-D", c.dataDir, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync",
-		"--locale=C")
-	initCmd.Stdout, initCmd.Stderr = c.logw, c.logw
-	initCmd.Env = serverEnv()
-	initCmd.SysProcAttr = sysProcAttr(cred)
-	if err := initCmd.Run(); err != nil {
-		return nil, fmt.Errorf("initdb: %w (log: %s)", err, c.logTail())
+	if c.keep {
+		if err := c.prepareKept(ctx, initdb, owner); err != nil {
+			return nil, err
+		}
+	} else if err := c.initdb(ctx, initdb, c.dataDir); err != nil {
+		return nil, err
 	}
 
 	c.port = opts.Port
@@ -160,19 +181,205 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return c, nil
 }
 
+// initdb initialises a cluster in dir (absent or empty).
+func (c *Cluster) initdb(ctx context.Context, initdb, dir string) error {
+	args := []string{"-D", dir, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C"}
+	if !c.keep {
+		args = append(args, "--no-sync") // throwaway: nothing to make durable
+	}
+	cmd := exec.CommandContext(ctx, initdb, args...)
+	cmd.Stdout, cmd.Stderr = c.logw, c.logw
+	cmd.Env = serverEnv()
+	cmd.SysProcAttr = sysProcAttr(c.cred)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("initdb: %w (log: %s)", err, c.logTail())
+	}
+	return nil
+}
+
+// ErrInUse is returned by Start when a running server already uses the
+// DataDir.
+var ErrInUse = errors.New("data directory is in use by a running PostgreSQL server")
+
+// prepareKept makes c.dataDir (Options.DataDir) ready to start on: it
+// initialises a cluster there if it holds none, refuses one a live server
+// uses, and clears a lock file left by a killed server the way PostgreSQL
+// expects an administrator to. It never removes data.
+func (c *Cluster) prepareKept(ctx context.Context, initdb string, owner *owner) error {
+	parent := filepath.Dir(c.dataDir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create parent of data directory: %w", err)
+	}
+	if owner != nil {
+		if err := c.checkReachable(parent); err != nil {
+			return err
+		}
+	}
+	initialised, err := hasCluster(c.dataDir)
+	if err != nil {
+		return err
+	}
+	if !initialised {
+		return c.initKept(ctx, initdb, owner)
+	}
+	return c.clearStaleLock()
+}
+
+// hasCluster reports whether dir holds an initialised cluster; a folder
+// that holds other files is an error, so nothing is initialised over them.
+func hasCluster(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
+		return true, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("data directory: %w", err)
+	}
+	if len(entries) > 0 {
+		return false, fmt.Errorf("data directory %s holds files but no PostgreSQL cluster (no PG_VERSION); not touching it", dir)
+	}
+	return false, nil
+}
+
+// initKept runs initdb next to the data directory and renames the result
+// into place, so an initdb killed half-way never leaves a data directory
+// that looks initialised (PG_VERSION is written early) but is not.
+func (c *Cluster) initKept(ctx context.Context, initdb string, owner *owner) error {
+	tmp := c.dataDir + ".initdb"
+	if err := os.RemoveAll(tmp); err != nil { // a killed initdb's leftover
+		return fmt.Errorf("remove unfinished initdb: %w", err)
+	}
+	// Created here, not by initdb: when running as root the postgres user
+	// may not be allowed to create entries in the parent.
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if owner != nil {
+		if err := os.Lchown(tmp, owner.uid, owner.gid); err != nil {
+			return fmt.Errorf("chown data directory to postgres: %w", err)
+		}
+	}
+	if err := c.initdb(ctx, initdb, tmp); err != nil {
+		_ = os.RemoveAll(tmp)
+		return err
+	}
+	// An empty data directory (hasCluster checked) is in the way of the
+	// rename.
+	if err := os.Remove(c.dataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replace empty data directory: %w", err)
+	}
+	if err := os.Rename(tmp, c.dataDir); err != nil {
+		return fmt.Errorf("move initialised data directory into place: %w", err)
+	}
+	return nil
+}
+
+// clearStaleLock handles the postmaster.pid a server killed without a
+// shutdown leaves behind. PostgreSQL itself ignores one whose process is
+// gone; a live process means a server uses the directory (ErrInUse),
+// unless the PID has since been reused by a process that is not a server
+// in this directory, where PostgreSQL would refuse to start and expects the
+// stale file removed. Only that lock file is ever removed.
+func (c *Cluster) clearStaleLock() error {
+	pidFile := filepath.Join(c.dataDir, "postmaster.pid")
+	pid, ok := readPid(pidFile)
+	if !ok {
+		return nil
+	}
+	// As PostgreSQL decides: ESRCH (gone) and EPERM (another user's, so not
+	// a server on a directory the server's user owns) are stale, and the
+	// server clears them itself.
+	if syscall.Kill(pid, 0) != nil {
+		return nil
+	}
+	// A postmaster's working directory is its data directory.
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil || sameDir(cwd, c.dataDir) {
+		// Unreadable: assume the worst rather than break a live server.
+		return fmt.Errorf("%w: %s (PID %d in postmaster.pid); stop that server first", ErrInUse, c.dataDir, pid)
+	}
+	fmt.Fprintf(c.logw, "pgcluster: removing stale %s: PID %d is not a server in this data directory\n", pidFile, pid)
+	if err := os.Remove(pidFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale postmaster.pid: %w", err)
+	}
+	return nil
+}
+
+// sameDir compares two directories after resolving symlinks.
+func sameDir(a, b string) bool {
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	if err1 != nil || err2 != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return ra == rb
+}
+
+// checkReachable fails clearly when the postgres OS user (the server's
+// user when running as root) cannot enter dir, instead of leaving it to a
+// permission error deep in initdb's or postgres's log. It asks the kernel:
+// a process started as that user with dir as its working directory.
+func (c *Cluster) checkReachable(dir string) error {
+	cmd := exec.Command(c.postgres, "--version")
+	cmd.Dir = dir
+	cmd.Env = serverEnv()
+	cmd.SysProcAttr = sysProcAttr(c.cred)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("running as root, PostgreSQL runs as the postgres OS user, which cannot enter %s (%w): "+
+			"choose a folder it can reach (every folder above it needs o+x) or run as a normal user", dir, err)
+	}
+	return nil
+}
+
+// MkdirPrivate creates dir with mode 0700 (missing parents 0755, as mkdir
+// -p) for a kept cluster's DataDir to live in. When running as root the
+// server runs as the postgres OS user, so that user owns dir: root needs no
+// permission, and the server could not enter it otherwise. An existing dir
+// is left as it is.
+func MkdirPrivate(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // whatever the umask
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	_, owner, err := credential()
+	if err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	if owner != nil {
+		if err := os.Lchown(dir, owner.uid, owner.gid); err != nil {
+			return fmt.Errorf("pgcluster: chown %s to postgres: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // startServer runs postgres on the cluster's data directory and port and
 // waits until it accepts connections. Callers hold c.mu or own c alone.
 func (c *Cluster) startServer(ctx context.Context) error {
-	cmd := exec.Command(c.postgres,
+	args := []string{
 		"-D", c.dataDir,
 		"-h", "127.0.0.1",
 		"-p", strconv.Itoa(c.port),
 		"-k", c.sockDir,
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
 		"-c", "max_connections=300",
-	)
+	}
+	if !c.keep {
+		// Throwaway data: speed over crash safety. A kept cluster keeps
+		// PostgreSQL's durable defaults.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(c.postgres, args...)
 	cmd.Stdout, cmd.Stderr = c.logw, c.logw
 	cmd.Env = serverEnv()
 	cmd.SysProcAttr = sysProcAttr(c.cred)
@@ -257,11 +464,17 @@ func (c *Cluster) URLFor(db string) string {
 // Port is the TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 
-// Dir is the temporary directory holding data, socket and log; Stop removes it.
+// Dir is the temporary directory holding socket and log, and the data
+// unless Options.DataDir keeps it elsewhere; Stop removes it.
 func (c *Cluster) Dir() string { return c.dir }
 
+// DataDir is the server's data directory: Options.DataDir (absolute), or
+// inside Dir.
+func (c *Cluster) DataDir() string { return c.dataDir }
+
 // Stop shuts the server down (fast shutdown: SIGINT), waits for it and
-// removes the cluster directory. It is safe to call more than once.
+// removes the temporary directory; a kept DataDir stays. It is safe to call
+// more than once.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
@@ -274,7 +487,7 @@ func (c *Cluster) Stop() error {
 		if c.logFile != nil {
 			_ = c.logFile.Close()
 		}
-		if err := os.RemoveAll(c.dir); err != nil {
+		if err := os.RemoveAll(c.dir); err != nil { // never a kept dataDir
 			errs = append(errs, fmt.Errorf("remove cluster dir: %w", err))
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -517,11 +730,16 @@ func freePort() (int, error) {
 // tempPrefix names every cluster's temporary directory.
 const tempPrefix = "coffeebuddy-pg-"
 
+// ownerFile holds the pid of the process that started the cluster.
+const ownerFile = "owner.pid"
+
 // sweepStale removes cluster directories left behind by processes that were
 // killed before they could Stop (a test binary killed by its timeout, say):
 // each holds a whole data directory. A directory is stale when it is over a
-// minute old (a cluster being initialised has no pid file yet) and the
-// server named in its postmaster.pid is gone, or it never got that far.
+// minute old (a cluster being initialised has no pid file yet) and neither
+// the process that started it (owner.pid) nor the server named in its
+// postmaster.pid is alive, or it never got that far. A kept cluster's data
+// is never under these directories.
 func sweepStale(tmp string, now time.Time) {
 	dirs, _ := filepath.Glob(filepath.Join(tmp, tempPrefix+"*"))
 	for _, d := range dirs {
@@ -529,25 +747,37 @@ func sweepStale(tmp string, now time.Time) {
 		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < time.Minute {
 			continue
 		}
-		if pidAlive(filepath.Join(d, "data", "postmaster.pid")) {
+		if pidAlive(filepath.Join(d, "data", "postmaster.pid")) || pidAlive(filepath.Join(d, ownerFile)) {
 			continue
 		}
 		_ = os.RemoveAll(d)
 	}
 }
 
-// pidAlive reports whether the process in a postmaster.pid file (first line)
-// still exists.
+// pidAlive reports whether the process in a pid file (first line, as in
+// postmaster.pid) still exists.
 func pidAlive(pidFile string) bool {
+	pid, ok := readPid(pidFile)
+	return ok && processAlive(pid)
+}
+
+// readPid reads the pid on a pid file's first line.
+func readPid(pidFile string) (int, bool) {
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil || pid <= 0 {
-		return false
+		return 0, false
 	}
-	err = syscall.Kill(pid, 0)
+	return pid, true
+}
+
+// processAlive reports whether a process exists (signal 0; EPERM means it
+// exists but belongs to another user).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coffeebuddy/coffeebuddy/eventing/devstack"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkaembed"
+)
+
+func TestBanner(t *testing.T) {
+	const removes = "Ctrl-C stops everything and removes temporary data."
+	base := func() devstack.Stack {
+		return devstack.Stack{
+			DatabaseURL: "postgres://postgres@127.0.0.1:5555/postgres",
+			Brokers:     []string{"127.0.0.1:19092"},
+			IngressURL:  "http://127.0.0.1:8080",
+			IngressAddr: "127.0.0.1:8080",
+			SlackURL:    "http://127.0.0.1:8091",
+			Functions:   map[string]string{"slack-ingress": "http://127.0.0.1:8080"},
+			LogDir:      "/repo/.tmp/run/logs",
+			Kafka:       &kafkaembed.Cluster{}, // embedded; never called
+		}
+	}
+	tests := []struct {
+		name      string
+		edit      func(*devstack.Stack)
+		want, not []string
+	}{
+		{"temporary, local Slack", func(*devstack.Stack) {},
+			[]string{removes, "Data              temporary (COFFEE_DATA_DIR=", "Ingress listens   127.0.0.1:8080  (this machine only"},
+			[]string{"kept", "every interface"}},
+		{"kept in COFFEE_DATA_DIR", func(s *devstack.Stack) {
+			s.DataDir = "/srv/coffee"
+			s.KeptData = []string{"/srv/coffee/postgres", "/srv/coffee/kafka"}
+		}, []string{"Data              kept across restarts in /srv/coffee/postgres, /srv/coffee/kafka",
+			"Ctrl-C stops everything; the data stays in /srv/coffee for the next run."},
+			[]string{removes, "temporary"}},
+		{"real Slack", func(s *devstack.Stack) { s.IngressAddr = "[::]:8080"; s.SlackURL = "" },
+			[]string{"Ingress listens   [::]:8080  (every interface", removes},
+			[]string{"this machine only"}},
+		{"nothing embedded", func(s *devstack.Stack) { s.Kafka = nil },
+			[]string{removes}, []string{"Data "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base()
+			tt.edit(&s)
+			var b strings.Builder
+			banner(&b, &s, "/repo", time.Second)
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("banner lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(b.String(), n) {
+					t.Errorf("banner has %q:\n%s", n, b.String())
+				}
+			}
+		})
+	}
+}
