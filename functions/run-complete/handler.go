@@ -141,4 +141,3 @@ func refusal(run coffee.Run, err error) string {
 	}
 	return msgNoRunner
 }
-

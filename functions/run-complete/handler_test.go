@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"strings"
 	"errors"
 	"github.com/slack-go/slack"
+	"strings"
 	"testing"
 	"time"
 

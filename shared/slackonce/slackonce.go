@@ -388,4 +388,6 @@ func slackTS(t time.Time) string {
 func RunnerDMKey(run uuid.UUID) string { return "runner-dm:" + run.String() }
 
 // RunnerReminderKey names the n-th reminder DM (n counts from 1).
-func RunnerReminderKey(run uuid.UUID, n int) string { return fmt.Sprintf("runner-remind:%s:%d", run, n) }
+func RunnerReminderKey(run uuid.UUID, n int) string {
+	return fmt.Sprintf("runner-remind:%s:%d", run, n)
+}

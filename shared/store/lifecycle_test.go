@@ -372,7 +372,10 @@ func TestClaimsOfOneRun(t *testing.T) {
 	a, b := w.start("C1", "U1"), w.start("C2", "U1") // both last call at +10m
 	w.now = w.now.Add(9 * time.Minute)
 	var warned []coffee.Run
-	w.tx(func(tx pgx.Tx) (err error) { warned, err = store.ClaimWarnings(ctx, tx, w.now, 2*time.Minute, b.ID); return })
+	w.tx(func(tx pgx.Tx) (err error) {
+		warned, err = store.ClaimWarnings(ctx, tx, w.now, 2*time.Minute, b.ID)
+		return
+	})
 	if len(warned) != 1 || warned[0].ID != b.ID {
 		t.Fatalf("warned %v, want only %s", warned, b.ID)
 	}
