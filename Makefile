@@ -33,7 +33,7 @@ test: ensure-postgres build ## go vet + tests of every module against real Postg
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
-chaos: ensure-postgres build ## Fault-injection suite: 1,080 orders over 54 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple delivery (docs/reliability.md)
+chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple and shuffled delivery (docs/reliability.md)
 	go build -o $(BIN)/chaos ./eventing/cmd/chaos
 	DEVSTACK_BIN=$(BIN) $(BIN)/chaos
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	kafkasources "knative.dev/eventing-kafka-broker/control-plane/pkg/apis/sources/v1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 )
@@ -131,6 +132,46 @@ func TestReferencesResolve(t *testing.T) {
 	slices.Sort(want)
 	if len(want) == 0 || !slices.Equal(services, want) {
 		t.Errorf("Services %v, want one per function folder %v", services, want)
+	}
+}
+
+// TestDeliveryOrder checks ADR 0012 as the cluster reads it: every Trigger
+// states its delivery order (the Kafka Broker's default is unordered, so an
+// omission would silently change behaviour), only with the values the
+// Kafka Broker's reconciler takes, and ordered Triggers get a key's events
+// in order only if the KafkaSource feeding the Broker is ordered too.
+func TestDeliveryOrder(t *testing.T) {
+	const annotation = "kafka.eventing.knative.dev/delivery.order"
+	var ordered []string
+	sourceOrdered := map[string]bool{}
+	for _, d := range loadAll(t) {
+		switch o := d.Object.(type) {
+		case *eventingv1.Trigger:
+			v, ok := o.Annotations[annotation]
+			switch {
+			case !ok:
+				t.Errorf("%s: no %s annotation", d, annotation)
+			case v == "ordered":
+				ordered = append(ordered, o.Name)
+			case v != "unordered":
+				t.Errorf("%s: %s = %q, want ordered or unordered", d, annotation, v)
+			}
+		case *kafkasources.KafkaSource:
+			o.SetDefaults(context.Background())
+			sourceOrdered[o.Name] = o.Spec.Ordering != nil && *o.Spec.Ordering == kafkasources.Ordered
+		}
+	}
+	slices.Sort(ordered)
+	if want := []string{"order-confirm", "order-place"}; !slices.Equal(ordered, want) {
+		t.Errorf("ordered Triggers %v, want %v (ADR 0012)", ordered, want)
+	}
+	for name, ok := range sourceOrdered {
+		if !ok {
+			t.Errorf("KafkaSource %s is not ordered, so no Trigger can be", name)
+		}
+	}
+	if len(sourceOrdered) == 0 {
+		t.Error("no KafkaSource among the manifests")
 	}
 }
 

@@ -34,8 +34,8 @@ type Config struct {
 	Progress     io.Writer     // progress lines; nil for none
 }
 
-// Full is `make chaos`: 6 phases × 9 runs × 20 orders = 1,080 orders over
-// 54 runs, 60-second Slack storms.
+// Full is `make chaos`: 7 phases × 9 runs × 20 orders = 1,260 orders over
+// 63 runs, 60-second Slack storms.
 func Full() Config {
 	return Config{RunsPerPhase: 9, OrdersPerRun: 20, Workers: 4,
 		Outage: 5 * time.Second, Storm: 60 * time.Second, StormShare: 0.8, Broken: 6, Settle: 10 * time.Minute}

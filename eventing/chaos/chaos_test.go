@@ -56,8 +56,9 @@ func TestChaosShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Runs != 6*cfg.RunsPerPhase || rep.OrdersAccepted != rep.Runs*cfg.OrdersPerRun {
-		t.Errorf("drove %d runs and %d accepted orders, want %d and %d", rep.Runs, rep.OrdersAccepted, 6*cfg.RunsPerPhase, 6*cfg.RunsPerPhase*cfg.OrdersPerRun)
+	phases := len(chaos.Phases())
+	if rep.Runs != phases*cfg.RunsPerPhase || rep.OrdersAccepted != rep.Runs*cfg.OrdersPerRun {
+		t.Errorf("drove %d runs and %d accepted orders, want %d and %d", rep.Runs, rep.OrdersAccepted, phases*cfg.RunsPerPhase, phases*cfg.RunsPerPhase*cfg.OrdersPerRun)
 	}
 	for _, v := range rep.Violations {
 		t.Error(v)

@@ -42,6 +42,7 @@ type Report struct {
 	SlackCalls                    map[string]int // by method
 	SlackFaults                   map[int]int    // calls the stand-in failed, by status
 	CopiesSent                    int64
+	Shuffled                      int64 // deliveries delayed at random (shuffled-delivery)
 	OutboxUnpublished             int
 	DeadLetters, DeadLettersOther int
 	Violations                    []string
@@ -169,6 +170,7 @@ func (c *suite) check(ctx context.Context, rep *Report) error {
 		return err
 	}
 	rep.CopiesSent = c.st.Eventing().CopiesSent()
+	rep.Shuffled = c.st.Eventing().Shuffled()
 	return nil
 }
 
@@ -532,7 +534,7 @@ func (rep *Report) Print(w io.Writer) {
 	row("outbox rows unpublished", rep.OutboxUnpublished, 0)
 	row("dead letters (deliberately broken)", rep.DeadLetters-rep.DeadLettersOther, len(rep.Broken))
 	row("dead letters (anything else)", rep.DeadLettersOther, 0)
-	fmt.Fprintf(w, "\nSlack faults injected: %v; deliveries duplicated by the stand-in: %d\n", rep.SlackFaults, rep.CopiesSent)
+	fmt.Fprintf(w, "\nSlack faults injected: %v; deliveries duplicated by the stand-in: %d; shuffled: %d\n", rep.SlackFaults, rep.CopiesSent, rep.Shuffled)
 	methods := slices.Sorted(maps.Keys(rep.SlackCalls))
 	fmt.Fprintf(w, "Slack calls:")
 	for _, m := range methods {

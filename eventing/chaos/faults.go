@@ -82,6 +82,30 @@ var allPhases = []faultPhase{
 		c.logf("eventing: every delivery sent 3 times")
 		return "every event delivered 3 times (concurrently) for the whole phase", nil
 	}, heal: func(c *suite) { c.st.Eventing().SetCopies(1) }},
+	// The manifests' real delivery modes: every Trigger but order-place and
+	// order-confirm is unordered (ADR 0012). Shuffling makes the concurrent
+	// deliveries of a partition arrive in a random order, as Knative's
+	// unordered dispatch may, and duplicating them at once adds the races
+	// of a redelivery overtaking its original.
+	{name: "shuffled-delivery", whole: true, inject: func(_ context.Context, c *suite) (string, error) {
+		c.st.Eventing().SetShuffle(shuffleMax)
+		c.st.Eventing().SetCopies(2)
+		c.logf("eventing: unordered deliveries delayed 0-%s at random, each sent twice", shuffleMax)
+		return fmt.Sprintf("unordered Triggers' deliveries shuffled (each delayed 0–%s at random) and sent twice, for the whole phase", shuffleMax), nil
+	}, heal: func(c *suite) { c.st.Eventing().SetShuffle(0); c.st.Eventing().SetCopies(1) }},
+}
+
+// shuffleMax is the longest random delay of a shuffled delivery: longer
+// than a handler takes, so concurrent deliveries really change places.
+const shuffleMax = 300 * time.Millisecond
+
+// Phases names every phase, in the order a full run plays them.
+func Phases() []string {
+	names := make([]string, len(allPhases))
+	for i, p := range allPhases {
+		names[i] = p.name
+	}
+	return names
 }
 
 func selectPhases(names []string) ([]faultPhase, error) {

@@ -82,6 +82,8 @@ type StandIn struct {
 
 	copies     atomic.Int64 // see Config.Copies
 	copiesSent atomic.Int64
+	shuffle    atomic.Int64 // see SetShuffle: the longest delay, in ns
+	shuffled   atomic.Int64
 
 	// settled, if set (by tests, before Run), is called once an unordered
 	// consumer is done with a delivered record and has committed what

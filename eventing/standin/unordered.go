@@ -89,6 +89,10 @@ func (w *window) dispatch(p *partition, recs []*kgo.Record) bool {
 		go func() {
 			defer w.inFlight.Done()
 			defer func() { <-w.slots }()
+			if !c.s.shuffleWait(c.g.ctx) {
+				w.stopped.Store(true) // not delivered: e stays not done
+				return
+			}
 			if err := c.s.deliver(c.g.ctx, c.g.m, &c.kr.route, ev, r.Key); err != nil {
 				w.stopped.Store(true) // e stays not done: nothing at or above it is committed
 				return

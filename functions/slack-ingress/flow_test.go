@@ -247,6 +247,11 @@ func TestChangingAnOrderPrefillsIt(t *testing.T) {
 	if err := ev.DataAs(&sub); err != nil || sub.ResponseURL != responseURL || sub.Customizations != "" || sub.Drink != "latte" {
 		t.Fatalf("order.submitted %+v (%v)", sub, err)
 	}
+	// order-place is an ordered Trigger: its events must carry their key as
+	// the partitionkey extension, which the Kafka Broker keys its topic by.
+	if pk := ev.Extensions()[kafka.ExtPartitionKey]; pk != string(recs[0].Key) || pk != "T0001/C1" {
+		t.Fatalf("partitionkey %v, key %s; want both T0001/C1", pk, recs[0].Key)
+	}
 }
 
 // TestCancelIsAcknowledged: /coffee-cancel answers at once; the outcome

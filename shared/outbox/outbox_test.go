@@ -80,6 +80,11 @@ func TestPublishSendsBinaryCloudEventKeyedByRun(t *testing.T) {
 	if ev.ID() != ceID || ev.Type() != events.TypeRunCreated || ev.Subject() != "run-1" {
 		t.Errorf("event %s %s %s, want id %s", ev.ID(), ev.Type(), ev.Subject(), ceID)
 	}
+	// Knative's Kafka Broker keys its own topic by the partitionkey
+	// extension: a run's facts stay on one partition end to end (ADR 0012).
+	if pk := ev.Extensions()[kafka.ExtPartitionKey]; pk != "run-1" {
+		t.Errorf("partitionkey = %v, want the run id", pk)
+	}
 	var data events.RunCreated
 	if err := ev.DataAs(&data); err != nil || data.RunID != "run-1" {
 		t.Errorf("data %+v %v", data, err)

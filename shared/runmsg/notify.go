@@ -17,7 +17,7 @@ import (
 // processed is reported done: the caller acks it and does nothing. Otherwise
 // the run message is refreshed from the database (Refresh) and the run
 // returned for the caller's own rules.
-func Begin(ctx context.Context, q store.Querier, clients *slackapi.Clients, consumer, ceID, runID string) (run coffee.Run, done bool, err error) {
+func Begin(ctx context.Context, q DB, clients *slackapi.Clients, consumer, ceID, runID string) (run coffee.Run, done bool, err error) {
 	id, err := uuid.Parse(runID)
 	if err != nil {
 		return run, false, function.Permanentf("run id %q: %w", runID, err)
