@@ -42,14 +42,14 @@ type rig struct {
 	issuer *oidctest.Issuer
 	srv    *httptest.Server
 	reg    *prometheus.Registry
-	logs   *bytes.Buffer
+	logs   *lockedWriter
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{db: pgtest.New(t), issuer: oidctest.New(t), reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}}
+	r := &rig{db: pgtest.New(t), issuer: oidctest.New(t), reg: prometheus.NewRegistry(), logs: &lockedWriter{w: &bytes.Buffer{}}}
 	r.role, r.roleID = auditRole(t, r.db)
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, nil))
+	log := slog.New(slog.NewJSONHandler(r.logs, nil))
 	v, err := oidcauth.New(oidcauth.Config{IssuerURL: r.issuer.URL, Audience: audience, RequiredScope: "audit:read", Algorithms: oidcauth.DefaultAlgorithms}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +111,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.(*bytes.Buffer).String()
 }
 
 type seed struct {
