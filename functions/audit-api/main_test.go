@@ -92,7 +92,10 @@ func TestProcess(t *testing.T) {
 		"DATABASE_URL": db.URL, "OIDC_ISSUER_URL": is.URL, "OIDC_AUDIENCE": audience,
 		"AUDIT_CURSOR_KEY_FILE": keyFile, "LOG_LEVEL": "debug",
 	})
-	eventually(t, "liveness", func() bool { s, h, _ := status(t, base+"/health/liveness", nil); return s == 200 && h.Get("X-Coffeebuddy-Function") == "audit-api" })
+	eventually(t, "liveness", func() bool {
+		s, h, _ := status(t, base+"/health/liveness", nil)
+		return s == 200 && h.Get("X-Coffeebuddy-Function") == "audit-api"
+	})
 	time.Sleep(300 * time.Millisecond)
 	if s, _, body := status(t, base+"/health/readiness", nil); s != 503 || !strings.Contains(body, "discovery") {
 		t.Fatalf("readiness with the issuer down: %d %s; want 503", s, body)
