@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +87,12 @@ func New(auth Authenticator, cursors *auditquery.Cursors, store Store, log *slog
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, a.serve)
+	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		status := writeProblem(w, Problem{Type: ProblemAboutBlank, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
+			Detail: "The audit log is read with GET."})
+		a.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	})
 	return mux
 }
 
@@ -185,11 +189,33 @@ func (a *API) internal(w http.ResponseWriter, c *call, status int) int {
 	return writeProblem(w, p)
 }
 
-// pageBody is a JSON page.
+// pageBody is a JSON page (the shape appendPage writes).
 type pageBody struct {
 	Items      []auditquery.Row `json:"items"`
 	NextCursor *string          `json:"next_cursor"`
 	Limit      int              `json:"limit"`
+}
+
+// appendPage writes a pageBody with each row by Row.AppendJSON, so a page
+// and an export render rows (and details) identically. next is "" on the
+// last page; a cursor is base64url, safe in a JSON string as it is.
+func appendPage(b []byte, rows []auditquery.Row, next string, limit int) []byte {
+	b = append(b, `{"items":[`...)
+	for i := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = rows[i].AppendJSON(b)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if next == "" {
+		b = append(b, "null"...)
+	} else {
+		b = append(append(append(b, '"'), next...), '"')
+	}
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	return append(b, "}\n"...)
 }
 
 func (a *API) page(w http.ResponseWriter, r *http.Request, c *call, req request, after *auditquery.Position) int {
@@ -200,27 +226,15 @@ func (a *API) page(w http.ResponseWriter, r *http.Request, c *call, req request,
 		c.log.Error("audit page query failed", "err", err)
 		return a.internal(w, c, http.StatusServiceUnavailable)
 	}
-	body := pageBody{Items: rows, Limit: req.limit}
-	if body.Items == nil {
-		body.Items = []auditquery.Row{}
-	}
+	next, link := "", ""
 	if more {
-		next, err := a.cursors.Encode(rows[len(rows)-1].Position(), req.filter)
-		if err != nil {
+		if next, err = a.cursors.Encode(rows[len(rows)-1].Position(), req.filter); err != nil {
 			c.log.Error("cursor key unavailable", "err", err)
 			return a.internal(w, c, http.StatusInternalServerError)
 		}
-		body.NextCursor = &next
-		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", Path, linkQuery(r.URL.Query(), next)))
+		link = fmt.Sprintf("<%s?%s>; rel=\"next\"", Path, linkQuery(r.URL.Query(), next))
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // details as stored: "<" stays "<"
-	err = enc.Encode(body)
-	if err != nil {
-		c.log.Error("encode page", "err", err)
-		return a.internal(w, c, http.StatusInternalServerError)
-	}
+	body := appendPage(make([]byte, 0, 512*len(rows)+64), rows, next, req.limit)
 	// The read is on record before any of it leaves: no record, no data.
 	if err := a.record(r.Context(), c, audit.AuditQueried, req, after != nil, map[string]any{"rows": len(rows), "complete": true}); err != nil {
 		return a.internal(w, c, http.StatusServiceUnavailable)
@@ -228,8 +242,11 @@ func (a *API) page(w http.ResponseWriter, r *http.Request, c *call, req request,
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	if link != "" {
+		h.Set("Link", link)
+	}
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 	a.rows.WithLabelValues("json").Add(float64(len(rows)))
 	a.pageTime.Observe(time.Since(c.start).Seconds())
 	c.log.Info("audit page served", "rows", len(rows), "more", more, "filters", filterLog(req.filter), "ms", time.Since(c.start).Milliseconds())
@@ -252,8 +269,6 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, c *call, req reques
 	w.WriteHeader(http.StatusOK)
 	out := &ndjsonWriter{bw: bufio.NewWriterSize(w, 64<<10)}
 	out.flusher, _ = w.(http.Flusher)
-	out.enc = json.NewEncoder(out.bw) // one line per Encode
-	out.enc.SetEscapeHTML(false)
 	_, err := a.store.Stream(r.Context(), req.filter, after, out.write)
 	if err == nil {
 		err = out.flush()
@@ -276,14 +291,15 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, c *call, req reques
 // connection, which is what the access record reports.
 type ndjsonWriter struct {
 	bw       *bufio.Writer
-	enc      *json.Encoder
+	line     []byte
 	flusher  http.Flusher
 	buffered int64
 	sent     int64
 }
 
 func (o *ndjsonWriter) write(r *auditquery.Row) error {
-	if err := o.enc.Encode(r); err != nil {
+	o.line = append(r.AppendJSON(o.line[:0]), '\n')
+	if _, err := o.bw.Write(o.line); err != nil {
 		return err
 	}
 	if o.buffered++; o.buffered >= flushEvery {

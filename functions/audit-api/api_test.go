@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -301,9 +303,9 @@ func TestRowsAsStored(t *testing.T) {
 	want := map[string]string{
 		"occurred_at": `"2026-03-01T00:01:30Z"`, "event_type": `"run_closed"`, "user_id": `"U1"`, "team_id": `"T1"`,
 		"channel_id": `"C1"`, "run_id": `"` + run.String() + `"`, "ce_id": `"ce-1"`,
-		// Verbatim: jsonb's own rendering, compacted; no HTML escaping, no
-		// number re-formatting (1.50 stays 1.50).
-		"details": `{"why":"0 runs in 30 days; team median 2","note":"<b>&amp;</b>","price":1.50,"runner":"U2","candidates":[{"n":0,"u":"U2"}]}`,
+		// Verbatim: jsonb's own rendering; no HTML escaping, no number
+		// re-formatting (1.50 stays 1.50).
+		"details": `{"why": "0 runs in 30 days; team median 2", "note": "<b>&amp;</b>", "price": 1.50, "runner": "U2", "candidates": [{"n": 0, "u": "U2"}]}`,
 	}
 	for k, v := range want {
 		if string(it[k]) != v {
@@ -478,5 +480,68 @@ func TestRoleLeastPrivilege(t *testing.T) {
 	grants, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil || !slices.Equal(grants, []string{"audit_logs:INSERT", "audit_logs:SELECT"}) {
 		t.Fatalf("grants = %v, %v; want exactly SELECT and INSERT on audit_logs", grants, err)
+	}
+}
+
+func TestOtherMethodsRefused(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH"} {
+		req, _ := http.NewRequest(m, r.srv.URL+Path+"?"+marchQuery, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+r.issuer.Token(t, nil))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		p := response{resp.StatusCode, resp.Header, b}
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" || p.problem(t).Type != ProblemAboutBlank {
+			t.Errorf("%s: %d %s", m, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestExportCutOffByClient: a client that goes away mid-export stops the
+// stream; the access record says how many rows were written through and
+// that the export did not complete.
+func TestExportCutOffByClient(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	n := 3 * auditquery.ExportBatch
+	// ~1 KiB a row: far more than socket buffers hold.
+	if _, err := r.db.Pool.Exec(context.Background(), `
+		INSERT INTO audit_logs (occurred_at, event_type, details)
+		SELECT $1::timestamptz + i * interval '1 ms', 'order_placed', jsonb_build_object('pad', repeat('x', 1000))
+		FROM generate_series(1, $2) AS i`, day, n); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, r.srv.URL+Path+"?"+marchQuery+"&format=ndjson", nil)
+	req.Header.Set("Authorization", "Bearer "+r.issuer.Token(t, nil))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"event_type":"order_placed"`) {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	resp.Body.Close() // gone after one row
+	var rec map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for rec == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no access record for the cut-off export")
+		}
+		if acc := r.accessRows(t, audit.AuditQueried); len(acc) > 0 {
+			rec = acc[0]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rec["complete"] != false || rec["rows"].(float64) >= float64(n) {
+		t.Fatalf("access record %v, want complete false and fewer than %d rows", rec, n)
+	}
+	if len(r.accessRows(t, audit.AuditExportStarted)) != 1 {
+		t.Error("no audit_export_started record")
 	}
 }

@@ -107,13 +107,13 @@ func TestOpenAPIMatchesHandler(t *testing.T) {
 	if ev := op.Parameters[slices.Index(codeNames, "event_type")].Schema.Items; ev == nil || !slices.Equal(ev.Enum, audit.Types) {
 		t.Errorf("event_type enum differs from shared/audit's Types %v", audit.Types)
 	}
-	for _, code := range []string{"200", "400", "401", "403", "503"} {
+	for _, code := range []string{"200", "400", "401", "403", "405", "503"} {
 		if _, ok := op.Responses[code]; !ok {
 			t.Errorf("response %s undocumented", code)
 		}
 	}
 	problemTypes := doc.Components.Schemas["Problem"].Properties["type"].Enum
-	if want := []string{ProblemInvalidParams, ProblemUnauthorized, ProblemForbidden, ProblemUnavailable, ProblemInternal}; !slices.Equal(problemTypes, want) {
+	if want := []string{ProblemInvalidParams, ProblemUnauthorized, ProblemForbidden, ProblemUnavailable, ProblemInternal, ProblemAboutBlank}; !slices.Equal(problemTypes, want) {
 		t.Errorf("problem types %v, handler's %v", problemTypes, want)
 	}
 }

@@ -23,6 +23,8 @@ const (
 	ProblemForbidden     = "tag:coffeebuddy,2026:problem:forbidden"
 	ProblemUnavailable   = "tag:coffeebuddy,2026:problem:unavailable"
 	ProblemInternal      = "tag:coffeebuddy,2026:problem:internal"
+	// ProblemAboutBlank: nothing to add to the HTTP status (RFC 9457 §4.2.1).
+	ProblemAboutBlank = "about:blank"
 )
 
 func writeProblem(w http.ResponseWriter, p Problem) int {

@@ -45,7 +45,7 @@ type rig struct {
 	logs   *lockedWriter
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{db: pgtest.New(t), issuer: oidctest.New(t), reg: prometheus.NewRegistry(), logs: &lockedWriter{w: &bytes.Buffer{}}}
 	r.role, r.roleID = auditRole(t, r.db)
@@ -69,7 +69,7 @@ func newRig(t *testing.T) *rig {
 // auditRole creates the role of deploy/postgres/coffeebuddy_audit.sql under
 // a name unique to the test (roles are server-wide) and returns a pool
 // connected as it.
-func auditRole(t *testing.T, db *pgtest.DB) (*pgxpool.Pool, string) {
+func auditRole(t testing.TB, db *pgtest.DB) (*pgxpool.Pool, string) {
 	t.Helper()
 	ctx := context.Background()
 	sql, err := os.ReadFile("../../deploy/postgres/coffeebuddy_audit.sql")

@@ -135,7 +135,9 @@ func Stream(ctx context.Context, q Querier, f Filter, after *Position, emit func
 		var r Row
 		got := 0
 		for rows.Next() {
-			r, err = pgx.RowToStructByName[Row](rows)
+			// Scan, not RowToStructByName: no per-row reflection on the
+			// export's hot path. The order is Statement's select list.
+			err = rows.Scan(&r.ID, &r.OccurredAt, &r.EventType, &r.UserID, &r.TeamID, &r.ChannelID, &r.RunID, &r.CEID, &r.Details)
 			if err != nil {
 				rows.Close()
 				return n, fmt.Errorf("auditquery: export: %w", err)
