@@ -117,7 +117,10 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, c *call) int {
 	// not even which parameters are wrong.
 	p, err := a.auth.Authenticate(r)
 	if err != nil {
-		return a.refuse(w, c, err)
+		if p.Subject != "" { // a valid token, refused for its scope
+			c.log = c.log.With("sub", p.Subject, "client_id", p.ClientID)
+		}
+		return a.refuse(w, r, c, err)
 	}
 	c.who = p
 	c.log = c.log.With("sub", p.Subject, "client_id", p.ClientID)
@@ -148,14 +151,14 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, c *call) int {
 	return a.page(w, r, c, req, after)
 }
 
-func (a *API) refuse(w http.ResponseWriter, c *call, err error) int {
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, c *call, err error) int {
 	var ae *oidcauth.Error
 	if !errors.As(err, &ae) {
 		c.log.Error("authentication failed", "err", err)
 		return a.internal(w, c, http.StatusInternalServerError)
 	}
 	a.refused.WithLabelValues(ae.Reason).Inc()
-	c.log.Warn("request refused", "status", ae.Status, "reason", ae.Reason)
+	c.log.Warn("request refused", "status", ae.Status, "reason", ae.Reason, "remote", r.RemoteAddr)
 	if ch := ae.Challenge(); ch != "" {
 		w.Header().Set("WWW-Authenticate", ch)
 	}
