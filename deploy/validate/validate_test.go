@@ -340,4 +340,37 @@ func checkEnvMatchesNeeds(t *testing.T, where string, svc *servingv1.Service) {
 			t.Errorf("%s: Service %s needs %s (function.Needs{%s}) but does not set it", where, svc.Name, name, strings.TrimSpace(needs))
 		}
 	}
+	checkOwnEnv(t, where, svc, env)
+}
+
+// checkOwnEnv covers what a function reads beyond Needs: one that verifies
+// OIDC tokens (imports shared/oidcauth) refuses every request without an
+// issuer, and must name an audience or skip its check explicitly; the
+// audit API's cursor key must come from a file (Vault), or cursors break
+// across replicas and restarts.
+func checkOwnEnv(t *testing.T, where string, svc *servingv1.Service, env map[string]bool) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join("..", "..", "functions", svc.Name, "*.go"))
+	var src strings.Builder
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(b)
+	}
+	if strings.Contains(src.String(), `"github.com/coffeebuddy/coffeebuddy/shared/oidcauth"`) {
+		if !env["OIDC_ISSUER_URL"] {
+			t.Errorf("%s: Service %s verifies OIDC tokens but does not set OIDC_ISSUER_URL", where, svc.Name)
+		}
+		if !env["OIDC_AUDIENCE"] && !env["OIDC_SKIP_AUDIENCE_CHECK"] {
+			t.Errorf("%s: Service %s verifies OIDC tokens but sets neither OIDC_AUDIENCE nor OIDC_SKIP_AUDIENCE_CHECK", where, svc.Name)
+		}
+	}
+	if strings.Contains(src.String(), `"AUDIT_CURSOR_KEY"`) && !env["AUDIT_CURSOR_KEY_FILE"] {
+		t.Errorf("%s: Service %s signs cursors but does not set AUDIT_CURSOR_KEY_FILE", where, svc.Name)
+	}
 }

@@ -27,7 +27,35 @@ const (
 	RunCancelled   = "run_cancelled"
 	RunAbandoned   = "run_abandoned" // the app could not post the run message (not in the channel); cancelled by nobody
 	PrefsPurged    = "preferences_purged"
+
+	// AuditQueried records a read of the audit trail through audit-api:
+	// who (the token's subject and client), which filters, how many rows
+	// were served. Reading the trail is itself part of the trail.
+	AuditQueried = "audit_queried"
+	// AuditExportStarted is written before the first row of an NDJSON
+	// export leaves, so an export is on record even if the process dies
+	// mid-stream; the matching audit_queried row carries the rows sent.
+	AuditExportStarted = "audit_export_started"
 )
+
+// Types lists every audit event type, in a stable order: the values the
+// audit API accepts as event_type and documents. TestTypesComplete keeps it
+// in step with the constants.
+var Types = []string{
+	RunCreated, RunAnnounced, OrderPlaced, OrderUpdated, VolunteerSet, LastCallWarned,
+	RunClosed, RunnerDMed, ReminderDue, RunnerReminded, RunCompleted, RunCancelled,
+	RunAbandoned, PrefsPurged, HousekeepingDone, AuditQueried, AuditExportStarted,
+}
+
+// Known reports whether t is one of Types.
+func Known(t string) bool {
+	for _, k := range Types {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
 
 // Entry is one audit row.
 type Entry struct {

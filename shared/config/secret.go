@@ -40,6 +40,14 @@ func FileSecret(name, path string) (*Secret, error) {
 	return s, nil
 }
 
+// SecretFromEnv reads the secret NAME the way the contract's own secrets
+// are read: NAME_FILE (a path, re-read on change) wins over NAME. It
+// returns nil, nil when neither is set, so a function can decide its own
+// default for a secret only it uses (audit-api's AUDIT_CURSOR_KEY).
+func SecretFromEnv(getenv func(string) string, name string) (*Secret, error) {
+	return secretVar(getenv, name)
+}
+
 // secretVar returns nil when neither NAME nor NAME_FILE is set.
 func secretVar(getenv func(string) string, name string) (*Secret, error) {
 	if path := strings.TrimSpace(getenv(name + "_FILE")); path != "" {

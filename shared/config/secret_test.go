@@ -117,3 +117,39 @@ func TestSecretNotMarshalledByJSON(t *testing.T) {
 		t.Errorf("json.Marshal(Config) leaked the secret: %s", b)
 	}
 }
+
+func TestSecretFromEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key")
+	writeFile(t, path, "from-file\n")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string // "" = nil secret
+		wantErr bool
+	}{
+		{"unset", map[string]string{}, "", false},
+		{"value", map[string]string{"AUDIT_CURSOR_KEY": "from-env"}, "from-env", false},
+		{"file wins", map[string]string{"AUDIT_CURSOR_KEY": "from-env", "AUDIT_CURSOR_KEY_FILE": path}, "from-file", false},
+		{"missing file", map[string]string{"AUDIT_CURSOR_KEY_FILE": path + ".gone"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := config.SecretFromEnv(env(tt.env), "AUDIT_CURSOR_KEY")
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.want == "" {
+				if s != nil {
+					t.Fatalf("secret = %v, want nil", s)
+				}
+				return
+			}
+			if v, err := s.Value(); err != nil || v != tt.want {
+				t.Fatalf("Value() = %q, %v; want %q", v, err, tt.want)
+			}
+			if strings.Contains(fmt.Sprint(s), tt.want) {
+				t.Fatal("secret printed")
+			}
+		})
+	}
+}
