@@ -25,8 +25,10 @@ demo: ensure-postgres build ## Play a whole scripted coffee run on the local sta
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres build ## go vet + tests of every module against real PostgreSQL and Kafka
-	@failed=""; for m in $(MODULES); do \
+test: ensure-postgres build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka
+	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
+	for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
