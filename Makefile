@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,13 +25,15 @@ demo: ensure-postgres build ## Play a whole scripted coffee run on the local sta
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka
+test: ensure-postgres ensure-deck build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka, and the Kong config through decK
 	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
 	for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
+		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
+	echo "== deploy/kong"; \
+	bash .ci/kong-check || failed="$$failed deploy/kong"; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
@@ -73,3 +75,9 @@ fmt: ## gofmt every module
 
 ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks them
 	@bash .ci/ensure-postgres
+
+ensure-deck: ## Build decK v1.64.0 into .tmp/bin/deck once (about 8-12 min cold; kept by version)
+	@bash .ci/ensure-deck
+
+kong-check: ## deploy/kong through decK offline: deck file validate, deck file lint with deploy/kong/lint-ruleset.yaml
+	@bash .ci/kong-check

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -42,9 +43,12 @@ type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 }
 
-// ModalOpener opens a modal, given as encoded JSON, for a trigger_id.
-type ModalOpener interface {
+// SlackUI is what the ingress asks of Slack itself: open a modal, given as
+// encoded JSON, for a trigger_id, and show one person a short ephemeral
+// message through a response_url.
+type SlackUI interface {
 	OpenModal(ctx context.Context, triggerID string, view []byte) error
+	Ephemeral(ctx context.Context, responseURL, text string) error
 }
 
 // Lookups are the few reads the ingress answers Slack with inside its 3
@@ -65,19 +69,41 @@ const lookupTimeout = 500 * time.Millisecond
 type Ingress struct {
 	secret   *config.Secret
 	produce  Producer
-	modals   ModalOpener
+	modals   SlackUI
 	db       Lookups
 	lastCall time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	started  time.Time
 	requests *prometheus.CounterVec
 	produced prometheus.Histogram
+
+	userLimit int          // requests per user per UserLimitWindow; 0: no limit
+	users     *userLimiter // nil without a limit
+	limited   *prometheus.CounterVec
+	told      sync.WaitGroup // tellLater goroutines (tests wait for them)
 }
 
+// Option tunes an Ingress made by New.
+type Option func(*Ingress)
+
+// WithUserLimit sets how many requests one Slack user may make per
+// UserLimitWindow (DefaultUserLimit without this option); 0 turns the
+// limit off.
+func WithUserLimit(n int) Option { return func(in *Ingress) { in.userLimit = n } }
+
+// withClock replaces time.Now (tests).
+func withClock(now func() time.Time) Option { return func(in *Ingress) { in.now = now } }
+
 // New wires an Ingress; reg may be nil.
-func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+func New(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
+	return newIngress(secret, p, m, db, lastCall, log, reg, opts...).routes()
+}
+
+func newIngress(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Ingress {
 	in := &Ingress{
 		secret: secret, produce: p, modals: m, db: db, lastCall: lastCall, log: log, now: time.Now,
+		userLimit: DefaultUserLimit,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slack_ingress_requests_total",
 			Help: "Slack requests by endpoint and HTTP status.",
@@ -87,18 +113,82 @@ func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall 
 			Help:    "Time for the durable Kafka produce before the ack.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
 		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slack_ingress_user_rate_limited_total",
+			Help: "Verified Slack requests refused because their user went over the per-user limit, by endpoint.",
+		}, []string{"endpoint"}),
 	}
+	for _, o := range opts {
+		o(in)
+	}
+	in.started = in.now()
+	if in.userLimit > 0 {
+		in.users = newUserLimiter(in.userLimit, UserLimitWindow)
+	}
+	// Both series exist from start-up, so a rate() over them is never empty.
+	in.limited.WithLabelValues("commands")
+	in.limited.WithLabelValues("interactions")
 	if reg != nil {
-		reg.MustRegister(in.requests, in.produced)
+		reg.MustRegister(in.requests, in.produced, in.limited)
 	}
-	return in.routes()
+	return in
 }
 
 func (in *Ingress) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /slack/commands", in.verified("commands", in.command))
 	mux.HandleFunc("POST /slack/interactions", in.verified("interactions", in.interaction))
+	mux.HandleFunc("GET /health", in.health)
 	return mux
+}
+
+// health answers Kong's public GET /health (and HEAD): 200 with how long this
+// replica has been serving. It is not readiness: Knative's probe takes a
+// replica whose Kafka or database is gone out of rotation, and Kong answers
+// 503 itself when no replica is left. So a 200 says Kong, its route into the
+// cluster and Slack's entry point work.
+func (in *Ingress) health(w http.ResponseWriter, _ *http.Request) {
+	up := in.now().Sub(in.started)
+	w.Header().Set("Cache-Control", "no-store")
+	reply(w, struct {
+		Status        string `json:"status"`
+		UptimeSeconds int64  `json:"uptime_seconds"`
+		StartedAt     string `json:"started_at"`
+	}{"ok", int64(up / time.Second), in.started.UTC().Format(time.RFC3339)})
+}
+
+// overLimit counts a verified request against its user's limit. When the
+// user is over it, the refusal is counted and logged (at info once per
+// spell, then at debug) and the seconds to wait are returned.
+func (in *Ingress) overLimit(endpoint string, k userKey, log *slog.Logger) (limited bool, waitSeconds int, first bool) {
+	if in.users == nil || k.user == "" {
+		return false, 0, false
+	}
+	v := in.users.allow(k, in.now())
+	if v.ok {
+		return false, 0, false
+	}
+	in.limited.WithLabelValues(endpoint).Inc()
+	wait := max(int((v.retryAfter+time.Second-1)/time.Second), 1)
+	if v.first {
+		log.Info("user rate limited", "limit_per_minute", in.userLimit, "retry_after_s", wait)
+	} else {
+		log.Debug("user still rate limited", "retry_after_s", wait)
+	}
+	return true, wait, v.first
+}
+
+// slowDown is the polite refusal a rate-limited user reads.
+func (in *Ingress) slowDown(wait int) string {
+	return fmt.Sprintf(":hourglass_flowing_sand: That's a lot of CoffeeBuddy in one minute! I take up to %d requests a minute from one person, so I didn't act on that one. Please try again in %s.",
+		in.userLimit, plural(wait, "second"))
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // verified reads at most MaxBody bytes, checks Slack's signature over the
@@ -150,6 +240,10 @@ func (in *Ingress) command(w http.ResponseWriter, r *http.Request, form url.Valu
 	if cmd.TeamID == "" || cmd.ChannelID == "" || cmd.UserID == "" || cmd.Command == "" {
 		log.Warn("command missing fields")
 		return fail(w, http.StatusBadRequest, "command is missing team_id, channel_id, user_id or command")
+	}
+	// Before anything is done for the command: no modal, no event, no read.
+	if limited, wait, _ := in.overLimit("commands", userKey{cmd.TeamID, cmd.UserID}, log); limited {
+		return reply(w, blocks.EphemeralText(in.slowDown(wait)))
 	}
 	switch cmd.Command {
 	case "/coffee":
@@ -237,6 +331,13 @@ func (in *Ingress) interaction(w http.ResponseWriter, r *http.Request, form url.
 		return fail(w, http.StatusBadRequest, "payload is not a Slack interaction")
 	}
 	log := in.log.With("team", cb.Team.ID, "channel", cb.Channel.ID, "user", cb.User.ID, "interaction", string(cb.Type))
+	team := cb.Team.ID
+	if team == "" {
+		team = cb.User.TeamID
+	}
+	if limited, wait, first := in.overLimit("interactions", userKey{team, cb.User.ID}, log); limited {
+		return in.refuseInteraction(w, r, cb, wait, first, log)
+	}
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		return in.blockAction(w, r, cb, log)
@@ -249,6 +350,39 @@ func (in *Ingress) interaction(w http.ResponseWriter, r *http.Request, form url.
 	log.Debug("interaction acknowledged", "callback", cb.View.CallbackID)
 	w.WriteHeader(http.StatusOK)
 	return http.StatusOK
+}
+
+// refuseInteraction answers a rate-limited interaction, always with a 200:
+// Slack shows any other status to the person as a failure of the app.
+//   - A click: the 200 must be empty, so the person is told through the
+//     click's response_url, once per spell (it costs a call to Slack).
+//   - The order form: a field error, so the form stays open with its input
+//     and Place order works again after the wait.
+//   - Anything else (a closed modal) needs only the ack.
+func (in *Ingress) refuseInteraction(w http.ResponseWriter, r *http.Request, cb slack.InteractionCallback, wait int, first bool, log *slog.Logger) int {
+	switch {
+	case cb.Type == slack.InteractionTypeBlockActions && first && cb.ResponseURL != "":
+		in.tellLater(r.Context(), cb.ResponseURL, in.slowDown(wait), log)
+	case cb.Type == slack.InteractionTypeViewSubmission && cb.View.CallbackID == blocks.CallbackOrder:
+		return reply(w, slack.NewErrorsViewSubmissionResponse(map[string]string{
+			blocks.BlockDrink: fmt.Sprintf("Too many requests from you in the last minute. Please wait %s, then press Place order again.", plural(wait, "second"))}))
+	}
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
+}
+
+// tellLater shows text to one person through responseURL in the background:
+// the ack must not wait for Slack.
+func (in *Ingress) tellLater(ctx context.Context, responseURL, text string, log *slog.Logger) {
+	in.told.Add(1)
+	go func() {
+		defer in.told.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modalTimeout)
+		defer cancel()
+		if err := in.modals.Ephemeral(ctx, responseURL, text); err != nil {
+			log.Warn("could not tell the user", "err", err)
+		}
+	}()
 }
 
 // buttonRequests maps run buttons to the request event they produce.
@@ -432,9 +566,13 @@ func fail(w http.ResponseWriter, status int, msg string) int {
 	return status
 }
 
-// slackModals opens modals through slack-go.
+// slackModals opens modals and answers through response_urls with slack-go.
 type slackModals struct{ clients *slackapi.Clients }
 
 func (m slackModals) OpenModal(ctx context.Context, triggerID string, view []byte) error {
 	return m.clients.OpenViewJSON(ctx, triggerID, view)
+}
+
+func (m slackModals) Ephemeral(ctx context.Context, responseURL, text string) error {
+	return m.clients.Respond(ctx, responseURL, slackapi.Reply{Text: text})
 }

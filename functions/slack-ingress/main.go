@@ -3,7 +3,10 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 )
@@ -13,7 +16,26 @@ func main() {
 		Name:  "slack-ingress",
 		Needs: function.Needs{DB: true, Kafka: true, Slack: true},
 		Routes: func(d *function.Deps) (http.Handler, error) {
-			return New(d.Config.SlackSigningSecret, d.Kafka, slackModals{d.Slack}, dbLookups{d.DB}, d.Config.LastCall, d.Log, d.Metrics), nil
+			limit, err := userLimit(os.Getenv)
+			if err != nil {
+				return nil, err
+			}
+			return New(d.Config.SlackSigningSecret, d.Kafka, slackModals{d.Slack}, dbLookups{d.DB}, d.Config.LastCall, d.Log, d.Metrics,
+				WithUserLimit(limit)), nil
 		},
 	})
+}
+
+// userLimit reads SLACK_USER_RATE_LIMIT: requests per Slack user per minute,
+// DefaultUserLimit when unset, 0 for no limit.
+func userLimit(getenv func(string) string) (int, error) {
+	v := getenv("SLACK_USER_RATE_LIMIT")
+	if v == "" {
+		return DefaultUserLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("SLACK_USER_RATE_LIMIT=%q: want a whole number of requests per minute (0: no limit)", v)
+	}
+	return n, nil
 }
