@@ -95,6 +95,10 @@ func TestJourneyRefusedAnswerNeverStallsTheRun(t *testing.T) {
 	must(t, err)
 	_, err = p.Order(ctx, bob, "mocha", "large", "")
 	must(t, err)
+	// Both orders are in the run before it closes (Close now is another
+	// Trigger: it would not wait for them).
+	_, err = p.WaitRunMessage(ctx, "Orders (2)")
+	must(t, err)
 	must(t, p.Click(ctx, carol, msg, blocks.ActionVolunteer))
 	_, err = p.WaitEphemeral(ctx, carol, "Thanks for volunteering")
 	must(t, err)
