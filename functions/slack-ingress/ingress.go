@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -72,7 +73,25 @@ type Ingress struct {
 	now      func() time.Time
 	requests *prometheus.CounterVec
 	produced prometheus.Histogram
+	duration *prometheus.HistogramVec
 }
+
+// Outcomes of slack_ingress_request_duration_seconds: what the person who
+// typed or clicked got, which the HTTP status alone does not say (a failed
+// produce is answered 200 with an apology, as Slack shows a non-200 as an
+// error of its own).
+const (
+	outcomeOK       = "ok"       // done: accepted, answered, or told how to fix their input
+	outcomeFailed   = "failed"   // not done through our fault (Kafka, the database, a 5xx); burns the SLO
+	outcomeRejected = "rejected" // not a valid Slack request (signature, size, form: 4xx); outside the SLO
+)
+
+// Endpoints of the ingress's metrics.
+var endpoints = []string{"commands", "interactions"}
+
+// SLOThreshold is the answer time of the slash-command SLO (Slack gives up
+// on an answer after 3 s); the duration histogram has a bucket there.
+const SLOThreshold = 3 * time.Second
 
 // New wires an Ingress; reg may be nil.
 func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
@@ -87,11 +106,56 @@ func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall 
 			Help:    "Time for the durable Kafka produce before the ack.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
 		}),
+		duration: newDurationHistogram(),
 	}
 	if reg != nil {
-		reg.MustRegister(in.requests, in.produced)
+		reg.MustRegister(in.requests, in.produced, in.duration)
 	}
 	return in.routes()
+}
+
+// newDurationHistogram is slack_ingress_request_duration_seconds, every
+// endpoint and outcome present from start-up at 0 so that the SLO's
+// ratios and rate() work from the first scrape.
+func newDurationHistogram() *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "slack_ingress_request_duration_seconds",
+		Help: "Time to answer a Slack request, by endpoint and outcome (ok, failed: not done through our fault, " +
+			"rejected: not a valid Slack request). The SLO counts ok answers within 3 s.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, SLOThreshold.Seconds(), 5, 10},
+	}, []string{"endpoint", "outcome"})
+	for _, e := range endpoints {
+		for _, o := range []string{outcomeOK, outcomeFailed, outcomeRejected} {
+			h.WithLabelValues(e, o)
+		}
+	}
+	return h
+}
+
+// answerNote lets a handler say that its 200 answer is an apology (the
+// request was not done), for the outcome label.
+type answerNote struct{ failed atomic.Bool }
+
+type answerKey struct{}
+
+// markFailed records, for the metrics, that the request whose context is
+// ctx was answered without being done.
+func markFailed(ctx context.Context) {
+	if n, ok := ctx.Value(answerKey{}).(*answerNote); ok {
+		n.failed.Store(true)
+	}
+}
+
+// outcome classifies an answer for slack_ingress_request_duration_seconds.
+func outcome(status int, failed bool) string {
+	switch {
+	case failed || status >= 500:
+		return outcomeFailed
+	case status >= 400:
+		return outcomeRejected
+	default:
+		return outcomeOK
+	}
 }
 
 func (in *Ingress) routes() http.Handler {
@@ -105,8 +169,12 @@ func (in *Ingress) routes() http.Handler {
 // raw bytes, and only then lets next parse them.
 func (in *Ingress) verified(endpoint string, next func(w http.ResponseWriter, r *http.Request, form url.Values) int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		note := &answerNote{}
+		r = r.WithContext(context.WithValue(r.Context(), answerKey{}, note))
 		status := in.serveVerified(w, r, next)
 		in.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+		in.duration.WithLabelValues(endpoint, outcome(status, note.failed.Load())).Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -184,6 +252,7 @@ func (in *Ingress) accept(w http.ResponseWriter, r *http.Request, log *slog.Logg
 	}
 	if err != nil {
 		log.Error("request not accepted: Kafka produce failed", "ce_type", typ, "err", err)
+		markFailed(r.Context())
 		return reply(w, blocks.EphemeralText(":warning: CoffeeBuddy couldn't take that just now. Please try again in a moment."))
 	}
 	log.Info("command accepted", "ce_id", ev.ID(), "ce_type", typ)
@@ -206,6 +275,7 @@ func (in *Ingress) history(w http.ResponseWriter, r *http.Request, cmd events.Sl
 	entries, total, err := in.db.History(ctx, cmd.TeamID, cmd.ChannelID, page)
 	if err != nil {
 		log.Error("history lookup failed", "err", err)
+		markFailed(r.Context())
 		return reply(w, blocks.EphemeralText(":warning: I couldn't read the history just now. Please try again."))
 	}
 	log.Info("history answered", "page", page, "total", total)
@@ -324,6 +394,7 @@ func (in *Ingress) submitOrder(w http.ResponseWriter, r *http.Request, cb slack.
 	}
 	if err != nil {
 		log.Error("order not accepted: Kafka produce failed", "err", err)
+		markFailed(r.Context())
 		return reply(w, slack.NewErrorsViewSubmissionResponse(map[string]string{
 			blocks.BlockDrink: "CoffeeBuddy couldn't take your order just now. Please press Place order again."}))
 	}
