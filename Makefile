@@ -9,14 +9,17 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-observability check-observability
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: ensure-postgres build ## Run the whole bot locally on embedded defaults (Ctrl-C stops it)
+# PROMETHEUS=1 installs and requires the local Prometheus, PROMETHEUS=0 skips
+# it; unset, make run starts it when it is installed.
+run: ensure-postgres build ## Run the whole bot locally on embedded defaults, with a local Prometheus when installed (PROMETHEUS=1 installs it, 0 skips it)
+	@if [ "$(PROMETHEUS)" = 1 ]; then bash .ci/ensure-observability; fi
 	go build -o $(BIN)/devstack ./eventing/cmd/devstack
-	DEVSTACK_BIN=$(BIN) $(BIN)/devstack
+	DEVSTACK_BIN=$(BIN) PROMETHEUS=$(PROMETHEUS) $(BIN)/devstack
 
 demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack and show the conversation
 	go build -o $(BIN)/demo ./eventing/cmd/demo
@@ -25,11 +28,12 @@ demo: ensure-postgres build ## Play a whole scripted coffee run on the local sta
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres build ## go vet + tests of every module against real PostgreSQL and Kafka
+test: ensure-postgres ensure-observability build ## go vet + tests of every module against real PostgreSQL and Kafka, and the observability checks (promtool, amtool)
 	@failed=""; for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
+	bash .ci/check-observability || failed="$$failed observability"; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
@@ -71,3 +75,9 @@ fmt: ## gofmt every module
 
 ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks them
 	@bash .ci/ensure-postgres
+
+ensure-observability: ## Install Debian's prometheus (promtool) and prometheus-alertmanager (amtool) if missing
+	@bash .ci/ensure-observability
+
+check-observability: ensure-observability ## promtool check/test rules, amtool check-config and routes (part of make test)
+	@bash .ci/check-observability
