@@ -9,14 +9,17 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check
+.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: ensure-postgres build ## Run the whole bot locally on embedded defaults (Ctrl-C stops it)
+# PROMETHEUS=1 installs and requires the local Prometheus, PROMETHEUS=0 skips
+# it; unset, make run starts it when it is installed.
+run: ensure-postgres build ## Run the whole bot locally on embedded defaults, with a local Prometheus when installed (PROMETHEUS=1 installs it, 0 skips it)
+	@if [ "$(PROMETHEUS)" = 1 ]; then bash .ci/ensure-observability; fi
 	go build -o $(BIN)/devstack ./eventing/cmd/devstack
-	DEVSTACK_BIN=$(BIN) $(BIN)/devstack
+	DEVSTACK_BIN=$(BIN) PROMETHEUS=$(PROMETHEUS) $(BIN)/devstack
 
 demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack and show the conversation
 	go build -o $(BIN)/demo ./eventing/cmd/demo
@@ -25,7 +28,7 @@ demo: ensure-postgres build ## Play a whole scripted coffee run on the local sta
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres ensure-deck build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka, and the Kong config through decK
+test: ensure-postgres ensure-deck ensure-observability build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka, the Kong config through decK, the observability checks (promtool, amtool)
 	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
 	for m in $(MODULES); do \
@@ -34,6 +37,8 @@ test: ensure-postgres ensure-deck build ## gofmt, go vet + tests of every module
 	done; \
 	echo "== deploy/kong"; \
 	bash .ci/kong-check || failed="$$failed deploy/kong"; \
+	echo "== observability"; \
+	bash .ci/check-observability || failed="$$failed observability"; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
@@ -81,3 +86,9 @@ ensure-deck: ## Build decK v1.64.0 into .tmp/bin/deck once (about 8-12 min cold;
 
 kong-check: ## deploy/kong through decK offline: deck file validate, deck file lint with deploy/kong/lint-ruleset.yaml
 	@bash .ci/kong-check
+
+ensure-observability: ## Install Debian's prometheus (promtool) and prometheus-alertmanager (amtool) if missing
+	@bash .ci/ensure-observability
+
+check-observability: ensure-observability ## promtool check/test rules, amtool check-config and routes (part of make test)
+	@bash .ci/check-observability

@@ -50,6 +50,11 @@ type Options struct {
 	SlackAddr      string // local Slack stand-in; default 127.0.0.1:8091
 	Transcript     io.Writer
 	ReloadInterval time.Duration
+	// Prometheus starts a local Prometheus (Debian's binary; PrometheusBin
+	// or the one on PATH, else Start fails with ErrNoPrometheus) scraping
+	// every function with the production rules (prometheus.go).
+	Prometheus    bool
+	PrometheusBin string
 	// KeepData honours COFFEE_DATA_DIR (make run). Off, the embedded
 	// PostgreSQL and Kafka always start empty: demos, benchmarks and the
 	// chaos suite count on that whatever the environment says.
@@ -85,6 +90,11 @@ type Stack struct {
 	// stack uses DATABASE_URL / KAFKA_BROKERS.
 	Postgres *pgcluster.Cluster
 	Kafka    *kafkaembed.Cluster
+	// PrometheusURL is the local Prometheus (Options.Prometheus), on
+	// loopback; empty without one. PrometheusReady waits for it.
+	PrometheusURL string
+
+	prometheusDone chan struct{}
 
 	log     *slog.Logger
 	tempDir string
@@ -156,6 +166,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	// listens.
 	if err := s.listenFunctions(names, o, cfg); err != nil {
 		return nil, err
+	}
+	// Prometheus now, while the functions start: it is ready about when
+	// they are, and scrapes they miss while starting cost nothing.
+	if o.Prometheus {
+		if err := s.startPrometheus(o); err != nil {
+			return nil, err
+		}
 	}
 
 	env := []string{

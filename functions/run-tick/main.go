@@ -16,6 +16,10 @@ func main() {
 		Name:  "run-tick",
 		Needs: function.Needs{DB: true, Kafka: true},
 		Events: func(d *function.Deps) (function.Handler, error) {
+			// Runs stuck past last call, for the alert of that name.
+			if err := d.Metrics.Register(NewOverdueMetrics(d.DB, time.Now, d.Log)); err != nil {
+				return nil, err
+			}
 			return New(store.New(d.DB), outbox.NewRelay(d.DB, d.Kafka, d.Log), d.Metrics,
 				Timing{WarnBefore: d.Config.WarnBefore, RemindAfter: d.Config.RemindAfter}, time.Now), nil
 		},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -82,6 +83,7 @@ type Ingress struct {
 	users     *userLimiter // nil without a limit
 	limited   *prometheus.CounterVec
 	told      sync.WaitGroup // tellLater goroutines (tests wait for them)
+	duration  *prometheus.HistogramVec
 }
 
 // Option tunes an Ingress made by New.
@@ -94,6 +96,23 @@ func WithUserLimit(n int) Option { return func(in *Ingress) { in.userLimit = n }
 
 // withClock replaces time.Now (tests).
 func withClock(now func() time.Time) Option { return func(in *Ingress) { in.now = now } }
+
+// Outcomes of slack_ingress_request_duration_seconds: what the person who
+// typed or clicked got, which the HTTP status alone does not say (a failed
+// produce is answered 200 with an apology, as Slack shows a non-200 as an
+// error of its own).
+const (
+	outcomeOK       = "ok"       // done: accepted, answered, or told how to fix their input
+	outcomeFailed   = "failed"   // not done through our fault (Kafka, the database, a 5xx); burns the SLO
+	outcomeRejected = "rejected" // not a valid Slack request (signature, size, form: 4xx); outside the SLO
+)
+
+// Endpoints of the ingress's metrics.
+var endpoints = []string{"commands", "interactions"}
+
+// SLOThreshold is the answer time of the slash-command SLO (Slack gives up
+// on an answer after 3 s); the duration histogram has a bucket there.
+const SLOThreshold = 3 * time.Second
 
 // New wires an Ingress; reg may be nil.
 func New(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
@@ -117,6 +136,7 @@ func newIngress(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCa
 			Name: "slack_ingress_user_rate_limited_total",
 			Help: "Verified Slack requests refused because their user went over the per-user limit, by endpoint.",
 		}, []string{"endpoint"}),
+		duration: newDurationHistogram(),
 	}
 	for _, o := range opts {
 		o(in)
@@ -129,9 +149,53 @@ func newIngress(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCa
 	in.limited.WithLabelValues("commands")
 	in.limited.WithLabelValues("interactions")
 	if reg != nil {
-		reg.MustRegister(in.requests, in.produced, in.limited)
+		reg.MustRegister(in.requests, in.produced, in.limited, in.duration)
 	}
 	return in
+}
+
+// newDurationHistogram is slack_ingress_request_duration_seconds, every
+// endpoint and outcome present from start-up at 0 so that the SLO's
+// ratios and rate() work from the first scrape.
+func newDurationHistogram() *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "slack_ingress_request_duration_seconds",
+		Help: "Time to answer a Slack request, by endpoint and outcome (ok, failed: not done through our fault, " +
+			"rejected: not a valid Slack request). The SLO counts ok answers within 3 s.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, SLOThreshold.Seconds(), 5, 10},
+	}, []string{"endpoint", "outcome"})
+	for _, e := range endpoints {
+		for _, o := range []string{outcomeOK, outcomeFailed, outcomeRejected} {
+			h.WithLabelValues(e, o)
+		}
+	}
+	return h
+}
+
+// answerNote lets a handler say that its 200 answer is an apology (the
+// request was not done), for the outcome label.
+type answerNote struct{ failed atomic.Bool }
+
+type answerKey struct{}
+
+// markFailed records, for the metrics, that the request whose context is
+// ctx was answered without being done.
+func markFailed(ctx context.Context) {
+	if n, ok := ctx.Value(answerKey{}).(*answerNote); ok {
+		n.failed.Store(true)
+	}
+}
+
+// outcome classifies an answer for slack_ingress_request_duration_seconds.
+func outcome(status int, failed bool) string {
+	switch {
+	case failed || status >= 500:
+		return outcomeFailed
+	case status >= 400:
+		return outcomeRejected
+	default:
+		return outcomeOK
+	}
 }
 
 func (in *Ingress) routes() http.Handler {
@@ -195,8 +259,12 @@ func plural(n int, unit string) string {
 // raw bytes, and only then lets next parse them.
 func (in *Ingress) verified(endpoint string, next func(w http.ResponseWriter, r *http.Request, form url.Values) int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		note := &answerNote{}
+		r = r.WithContext(context.WithValue(r.Context(), answerKey{}, note))
 		status := in.serveVerified(w, r, next)
 		in.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+		in.duration.WithLabelValues(endpoint, outcome(status, note.failed.Load())).Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -278,6 +346,7 @@ func (in *Ingress) accept(w http.ResponseWriter, r *http.Request, log *slog.Logg
 	}
 	if err != nil {
 		log.Error("request not accepted: Kafka produce failed", "ce_type", typ, "err", err)
+		markFailed(r.Context())
 		return reply(w, blocks.EphemeralText(":warning: CoffeeBuddy couldn't take that just now. Please try again in a moment."))
 	}
 	log.Info("command accepted", "ce_id", ev.ID(), "ce_type", typ)
@@ -300,6 +369,7 @@ func (in *Ingress) history(w http.ResponseWriter, r *http.Request, cmd events.Sl
 	entries, total, err := in.db.History(ctx, cmd.TeamID, cmd.ChannelID, page)
 	if err != nil {
 		log.Error("history lookup failed", "err", err)
+		markFailed(r.Context())
 		return reply(w, blocks.EphemeralText(":warning: I couldn't read the history just now. Please try again."))
 	}
 	log.Info("history answered", "page", page, "total", total)
@@ -458,6 +528,7 @@ func (in *Ingress) submitOrder(w http.ResponseWriter, r *http.Request, cb slack.
 	}
 	if err != nil {
 		log.Error("order not accepted: Kafka produce failed", "err", err)
+		markFailed(r.Context())
 		return reply(w, slack.NewErrorsViewSubmissionResponse(map[string]string{
 			blocks.BlockDrink: "CoffeeBuddy couldn't take your order just now. Please press Place order again."}))
 	}

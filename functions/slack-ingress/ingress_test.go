@@ -257,6 +257,7 @@ func TestSlackDocumentedExampleThroughHTTP(t *testing.T) {
 		secret: config.StaticSecret("SLACK_SIGNING_SECRET", docSecret), log: slog.New(slog.DiscardHandler),
 		now:      func() time.Time { return time.Unix(1531420618, 0) },
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"endpoint", "status"}),
+		duration: newDurationHistogram(),
 	}
 	srv := httptest.NewServer(in.routes())
 	defer srv.Close()

@@ -274,6 +274,28 @@ func DueRuns(ctx context.Context, q Querier, now time.Time, limit int) ([]uuid.U
 	return ids, nil
 }
 
+// Overdue is how many active runs are past their last call, and how far
+// past it the earliest of them is (0 when there is none).
+type Overdue struct {
+	Runs   int
+	Oldest time.Duration
+}
+
+// OverdueRuns reports the active runs whose last call passed before now:
+// run-timer closes a run at its last call and run-tick within a minute, so
+// one that stays overdue for minutes is stuck (docs/metrics.md).
+func OverdueRuns(ctx context.Context, q Querier, now time.Time) (Overdue, error) {
+	var o Overdue
+	var secs float64
+	err := q.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM $1::timestamptz - min(last_call_at)), 0)::float8
+		FROM coffee_runs WHERE status = 'active' AND last_call_at < $1`, now.UTC()).Scan(&o.Runs, &secs)
+	if err != nil {
+		return Overdue{}, fmt.Errorf("store: overdue runs: %w", err)
+	}
+	o.Oldest = time.Duration(max(0, secs) * float64(time.Second))
+	return o, nil
+}
+
 // ClaimReminders counts a reminder for assigned, unfinished runs whose
 // runner was last DMed before now-after and has had fewer than max
 // reminders, and returns them. With runs given, only those are considered.

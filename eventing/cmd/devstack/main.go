@@ -46,6 +46,10 @@ func run() error {
 	defer logf.Close()
 	log := slog.New(slog.NewJSONHandler(logf, nil))
 
+	prom, err := wantPrometheus(os.Getenv("PROMETHEUS"), devstack.PrometheusBinary() != "")
+	if err != nil {
+		return err
+	}
 	fmt.Println("Starting CoffeeBuddy (PostgreSQL, Kafka, functions, eventing stand-in)…")
 	start := time.Now()
 	s, err := devstack.Start(ctx, devstack.Options{
@@ -53,12 +57,23 @@ func run() error {
 		BinDir:     os.Getenv("DEVSTACK_BIN"),
 		Transcript: os.Stdout,
 		KeepData:   true,
+		Prometheus: prom,
 	})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	banner(os.Stdout, s, root, time.Since(start))
+	if s.PrometheusURL != "" {
+		// Not waited for by Start; say so if it does not come up.
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if err := s.PrometheusReady(rctx); err != nil && ctx.Err() == nil {
+				fmt.Fprintln(os.Stderr, "devstack: the local Prometheus did not start:", err)
+			}
+		}()
+	}
 	<-ctx.Done()
 	fmt.Println("\nStopping CoffeeBuddy…")
 	return nil
@@ -87,6 +102,12 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 		fmt.Fprintf(w, " %s=%s", name, s.Functions[name])
 	}
 	fmt.Fprintf(w, "\n  Logs              %s/<function>.log (JSON)\n", rel(s.LogDir))
+	if s.PrometheusURL != "" {
+		fmt.Fprintf(w, "  Prometheus        %s  (scrapes every function every %s with the production alert rules: %s/alerts; PROMETHEUS=0 to skip)\n",
+			s.PrometheusURL, devstack.ScrapeInterval, s.PrometheusURL)
+	} else {
+		fmt.Fprintf(w, "  Prometheus        off (PROMETHEUS=0, or not installed: make run PROMETHEUS=1 installs Debian's as root)\n")
+	}
 	switch {
 	case s.DataDir != "":
 		fmt.Fprintf(w, "  Data              kept across restarts in %s\n", strings.Join(s.KeptData, ", "))
@@ -99,6 +120,24 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 	} else {
 		fmt.Fprintf(w, "\nCtrl-C stops everything and removes temporary data.\n\n")
 	}
+}
+
+// wantPrometheus reads PROMETHEUS: "0" never starts the local Prometheus,
+// "1" requires it, unset starts it when it is installed (starting it costs
+// the stack nothing: nothing waits for it).
+func wantPrometheus(env string, installed bool) (bool, error) {
+	switch env {
+	case "0", "false", "off":
+		return false, nil
+	case "1", "true", "on":
+		if !installed {
+			return false, devstack.ErrNoPrometheus
+		}
+		return true, nil
+	case "":
+		return installed, nil
+	}
+	return false, fmt.Errorf("PROMETHEUS=%q: use 1 (start it), 0 (do not) or leave it unset (start it when installed)", env)
 }
 
 // reach says who can reach the ingress at addr, the address it is bound to.

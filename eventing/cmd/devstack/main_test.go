@@ -42,6 +42,11 @@ func TestBanner(t *testing.T) {
 			[]string{"this machine only"}},
 		{"nothing embedded", func(s *devstack.Stack) { s.Kafka = nil },
 			[]string{removes}, []string{"Data "}},
+		{"local Prometheus", func(s *devstack.Stack) { s.PrometheusURL = "http://127.0.0.1:9090" },
+			[]string{"Prometheus        http://127.0.0.1:9090  (scrapes every function every 15s", "http://127.0.0.1:9090/alerts"},
+			[]string{"Prometheus        off"}},
+		{"no Prometheus", func(*devstack.Stack) {},
+			[]string{"Prometheus        off (PROMETHEUS=0, or not installed: make run PROMETHEUS=1 installs"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,5 +65,29 @@ func TestBanner(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWantPrometheus: unset starts the local Prometheus only when it is
+// installed; 1 requires it; 0 skips it; anything else is a mistake.
+func TestWantPrometheus(t *testing.T) {
+	tests := []struct {
+		env       string
+		installed bool
+		want      bool
+		err       bool
+	}{
+		{"", true, true, false},
+		{"", false, false, false},
+		{"1", true, true, false},
+		{"1", false, false, true},
+		{"0", true, false, false},
+		{"yes please", true, false, true},
+	}
+	for _, tt := range tests {
+		got, err := wantPrometheus(tt.env, tt.installed)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("PROMETHEUS=%q installed=%v: %v, %v; want %v, error %v", tt.env, tt.installed, got, err, tt.want, tt.err)
+		}
 	}
 }
