@@ -57,7 +57,10 @@ type Deletion struct {
 // just deleted (dead until vacuum). Ties on occurred_at (rows written in
 // one transaction share now()) straddling a batch boundary are simply
 // found again by >=. = ANY(ARRAY(...)) makes the delete a primary-key
-// lookup of the chosen ids whatever the LIMIT's estimate.
+// lookup of the chosen ids whatever the LIMIT's estimate. The outer
+// occurred_at < $2 changes nothing on today's table, but on one
+// partitioned by occurred_at it is what confines the delete to the old
+// partitions (without it every batch scanned all of them: ADR 0010).
 const batchSQL = `
 	WITH gone AS (
 		DELETE FROM audit_logs
@@ -66,6 +69,7 @@ const batchSQL = `
 			WHERE occurred_at >= $1 AND occurred_at < $2
 			ORDER BY occurred_at
 			LIMIT $3))
+		AND occurred_at < $2
 		RETURNING occurred_at
 	)
 	SELECT count(*), max(occurred_at) FROM gone`
