@@ -187,7 +187,7 @@ type scenarioResult struct {
 	Took                time.Duration
 	WAL                 int64
 	BaselineWALPerSec   float64
-	ReaderWait          time.Duration // how long the reader's transaction lasted
+	ReaderWait          time.Duration // how long the reader's transaction lasted (its own clock)
 	Baseline, During    latency
 	Slow                int           // writes during the delete that took over 100 ms
 	SlowestAt           time.Duration // when the slowest write was issued, from the delete's start
@@ -387,8 +387,9 @@ func runScenario(ctx context.Context, url string, s retentionScenario, round int
 	res.Took = end.Sub(start)
 	res.WAL = walDiff(ctx, pool, walLSN(ctx, pool), lsn0)
 	res.Checkpoints = checkpoints(ctx, pool) - cp0
-	readerErr := <-reader
-	res.ReaderWait = time.Since(readerStart)
+	rr := <-reader
+	readerErr := rr.err
+	res.ReaderWait = rr.took
 	ins, werr := w.finish()
 	if delErr != nil {
 		return res, delErr

@@ -108,15 +108,16 @@ func window(ins []insert, from, to time.Time) latency {
 // ACCESS SHARE lock) for d: an audit API export or a pg_dump in flight when
 // the retention starts. DELETE does not mind it; DROP or DETACH PARTITION
 // (ACCESS EXCLUSIVE on the parent) waits for it, and so does every writer
-// queued behind that.
-func holdReader(ctx context.Context, pool *pgxpool.Pool, d time.Duration) <-chan error {
-	done := make(chan error, 1)
+// queued behind that. The channel gets how long the transaction lasted.
+func holdReader(ctx context.Context, pool *pgxpool.Pool, d time.Duration) <-chan readerResult {
+	done := make(chan readerResult, 1)
 	if d <= 0 {
-		done <- nil
+		done <- readerResult{}
 		return done
 	}
 	go func() {
-		done <- pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		began := time.Now()
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			var n int64
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_logs WHERE occurred_at > now() - interval '1 hour'`).Scan(&n); err != nil {
 				return err
@@ -124,6 +125,12 @@ func holdReader(ctx context.Context, pool *pgxpool.Pool, d time.Duration) <-chan
 			_, err := tx.Exec(ctx, `SELECT pg_sleep($1::float8)`, d.Seconds())
 			return err
 		})
+		done <- readerResult{took: time.Since(began), err: err}
 	}()
 	return done
+}
+
+type readerResult struct {
+	took time.Duration
+	err  error
 }

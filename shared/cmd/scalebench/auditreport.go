@@ -51,7 +51,9 @@ func printAuditReport(w io.Writer, c auditConfig, rep *auditReport) {
 	fmt.Fprintln(w, "(an audit export or a pg_dump in flight). Percentiles are nearest-rank. After the delete, `VACUUM (ANALYZE)` (writers stopped) is timed separately.")
 	fmt.Fprintln(w)
 	for _, r := range rep.Runs {
-		fmt.Fprintf(w, "- **%s** (%s): %s\n", r.Name, r.Layout, r.About)
+		if r.Round == 1 {
+			fmt.Fprintf(w, "- **%s** (%s): %s\n", r.Name, r.Layout, r.About)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| scenario | round | rows deleted | statements | **total s** | WAL MiB | checkpoints | writes before: n / p50 / p99 / max ms | writes during: n / p50 / p99 / **max** ms | during > 100 ms | slowest issued at s | writes/s during | reader's transaction s | size before → after → after VACUUM MiB | VACUUM s (WAL MiB) |")
