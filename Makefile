@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability
+.PHONY: help run demo test chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,9 +49,12 @@ chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs
 vet: ## go vet every module
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...); done
 
-bench: ensure-postgres build ## Benchmarks and load drivers (see docs/benchmarks.md)
+bench: ensure-postgres build ## Benchmarks and load drivers, audit retention at 10M rows included (see docs/benchmarks.md)
 	bash functions/slack-ingress/bench/run.sh
-	cd shared && go run ./cmd/scalebench -o ../.tmp/bench/scalebench.md
+	cd shared && go run ./cmd/scalebench -audit -o ../.tmp/bench/scalebench.md $(AUDIT_BENCH_FLAGS)
+
+audit-bench: ensure-postgres ## Only the audit retention benchmark: 10M audit rows, about 20 min (AUDIT_BENCH_FLAGS="-audit-rows 1000000" for less)
+	cd shared && go run ./cmd/scalebench -journey=false -audit -o ../.tmp/bench/auditbench.md $(AUDIT_BENCH_FLAGS)
 
 ratelimit-bench: ensure-postgres build ## Sustained Slack rate limiting: 20 runs under 1 post/s/channel + 50 calls/min (see docs/benchmarks.md)
 	go build -o $(BIN)/ratelimitbench ./eventing/cmd/ratelimitbench

@@ -893,9 +893,10 @@ func TestRealManifests(t *testing.T) {
 		t.Fatalf("warnings: %v", warns)
 	}
 	want := map[string]struct{ service, source, group string }{
-		"run-start":    {"run-start", "KafkaSource/coffeebuddy-topics", "coffeebuddy-source.run-start"},
-		"run-announce": {"run-announce", "KafkaSource/coffeebuddy-topics", "coffeebuddy-source.run-announce"},
-		"outbox-sweep": {"outbox-sweep", "PingSource/outbox-sweep-tick", ""},
+		"run-start":       {"run-start", "KafkaSource/coffeebuddy-topics", "coffeebuddy-source.run-start"},
+		"run-announce":    {"run-announce", "KafkaSource/coffeebuddy-topics", "coffeebuddy-source.run-announce"},
+		"outbox-sweep":    {"outbox-sweep", "PingSource/outbox-sweep-tick", ""},
+		"audit-retention": {"audit-retention", "PingSource/audit-retention-tick", ""},
 	}
 	found := map[string]bool{}
 	for _, r := range routes {
@@ -942,6 +943,10 @@ func TestRealManifests(t *testing.T) {
 	p, err := m.PingSource("outbox-sweep-tick")
 	if err != nil || p.Spec.Schedule != "* * * * *" {
 		t.Errorf("PingSource: %v %+v", err, p)
+	}
+	// The seed's "daily at 2am", in UTC (the file says why).
+	if p, err := m.PingSource("audit-retention-tick"); err != nil || p.Spec.Schedule != "0 2 * * *" || p.Spec.Timezone != "UTC" {
+		t.Errorf("PingSource audit-retention-tick: %v %+v", err, p)
 	}
 }
 

@@ -44,7 +44,7 @@ const (
 var Types = []string{
 	RunCreated, RunAnnounced, OrderPlaced, OrderUpdated, VolunteerSet, LastCallWarned,
 	RunClosed, RunnerDMed, ReminderDue, RunnerReminded, RunCompleted, RunCancelled,
-	RunAbandoned, PrefsPurged, HousekeepingDone, AuditQueried, AuditExportStarted,
+	RunAbandoned, PrefsPurged, HousekeepingDone, RetentionDone, AuditQueried, AuditExportStarted,
 }
 
 // Known reports whether t is one of Types.

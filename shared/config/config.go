@@ -23,6 +23,12 @@ const (
 	SlackAPIURL             = "https://slack.com/api/"
 )
 
+// Audit retention (AUDIT_RETENTION): 90 days by default, never under 30.
+const (
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	MinAuditRetention     = 30 * 24 * time.Hour
+)
+
 // Config is the typed configuration of one CoffeeBuddy process.
 type Config struct {
 	Port               int
@@ -40,7 +46,10 @@ type Config struct {
 	WarnBefore time.Duration
 	// RemindAfter is how long the runner may leave a run unfinished before
 	// a reminder DM.
-	RemindAfter     time.Duration
+	RemindAfter time.Duration
+	// AuditRetention is how long audit rows are kept: the audit-retention
+	// function deletes older ones daily.
+	AuditRetention  time.Duration
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	// DataDir (COFFEE_DATA_DIR, made absolute) is where make run keeps the
@@ -78,6 +87,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 30*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.AuditRetention, err = durationVar(getenv, "AUDIT_RETENTION", DefaultAuditRetention); err != nil {
+		errs = append(errs, err)
+	} else if c.AuditRetention < MinAuditRetention {
+		// Deleted audit rows are gone for good: a value this short is a
+		// slip (90h for 90 days), not a policy, so refuse to start.
+		errs = append(errs, fmt.Errorf("AUDIT_RETENTION: %q is shorter than the %s minimum (write days as hours: 2160h is 90 days)",
+			getenv("AUDIT_RETENTION"), MinAuditRetention))
 	}
 	if d := strings.TrimSpace(getenv("COFFEE_DATA_DIR")); d != "" {
 		// Absolute, so the folder does not depend on where make run was

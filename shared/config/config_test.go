@@ -56,6 +56,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.ShutdownTimeout != 30*time.Second {
 		t.Errorf("ShutdownTimeout = %v, want 30s", c.ShutdownTimeout)
 	}
+	if c.AuditRetention != 2160*time.Hour {
+		t.Errorf("AuditRetention = %v, want 2160h (90 days)", c.AuditRetention)
+	}
 	if c.DatabaseURL != "" || len(c.KafkaBrokers) != 0 {
 		t.Errorf("DatabaseURL = %q, KafkaBrokers = %q, want both empty (the caller embeds)", c.DatabaseURL, c.KafkaBrokers)
 	}
@@ -111,6 +114,16 @@ func TestLoadValues(t *testing.T) {
 		{"shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "5s"}, func(t *testing.T, c config.Config) {
 			if c.ShutdownTimeout != 5*time.Second {
 				t.Errorf("ShutdownTimeout = %v", c.ShutdownTimeout)
+			}
+		}},
+		{"audit retention", map[string]string{"AUDIT_RETENTION": "4320h"}, func(t *testing.T, c config.Config) {
+			if c.AuditRetention != 180*24*time.Hour {
+				t.Errorf("AuditRetention = %v", c.AuditRetention)
+			}
+		}},
+		{"audit retention at its minimum", map[string]string{"AUDIT_RETENTION": "720h"}, func(t *testing.T, c config.Config) {
+			if c.AuditRetention != config.MinAuditRetention {
+				t.Errorf("AuditRetention = %v", c.AuditRetention)
 			}
 		}},
 		{"max conns", map[string]string{"DATABASE_MAX_CONNS": "1000"}, func(t *testing.T, c config.Config) {
@@ -230,6 +243,10 @@ func TestLoadInvalid(t *testing.T) {
 		{"COFFEE_LAST_CALL", "ten minutes"},
 		{"COFFEE_LAST_CALL", "0s"},
 		{"COFFEE_LAST_CALL", "-5m"},
+		{"AUDIT_RETENTION", "90d"},  // Go durations have no days
+		{"AUDIT_RETENTION", "90h"},  // 90 days meant: under the 30-day minimum
+		{"AUDIT_RETENTION", "719h"}, // just under it
+		{"AUDIT_RETENTION", "0s"},
 		{"SHUTDOWN_TIMEOUT", "soon"},
 		{"SHUTDOWN_TIMEOUT", "-1s"},
 		{"LOG_LEVEL", "loud"},
