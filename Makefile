@@ -9,10 +9,10 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test hydra-e2e chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-hydra
 
 help: ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 run: ensure-postgres build ## Run the whole bot locally on embedded defaults (Ctrl-C stops it)
 	go build -o $(BIN)/devstack ./eventing/cmd/devstack
@@ -32,6 +32,9 @@ test: ensure-postgres build ## go vet + tests of every module against real Postg
 	done; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+hydra-e2e: ensure-postgres ensure-hydra build ## The audit API against a real Ory Hydra v2.3.0 (built once into .tmp/bin; not in make test, CI runs both: ADR 0014)
+	cd eventing && GOWORK=off HYDRA_E2E=1 DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) -run Hydra ./hydra/ ./devstack/
 
 chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple and shuffled delivery (docs/reliability.md)
 	go build -o $(BIN)/chaos ./eventing/cmd/chaos
@@ -71,3 +74,6 @@ fmt: ## gofmt every module
 
 ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks them
 	@bash .ci/ensure-postgres
+
+ensure-hydra: ## Build Ory Hydra v2.3.0 into .tmp/bin/hydra once (make run then uses it as the audit API's issuer)
+	@bash .ci/ensure-hydra
