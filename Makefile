@@ -9,10 +9,10 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability
+.PHONY: help run demo test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability ensure-hydra
 
 help: ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # PROMETHEUS=1 installs and requires the local Prometheus, PROMETHEUS=0 skips
 # it; unset, make run starts it when it is installed.
@@ -41,6 +41,9 @@ test: ensure-postgres ensure-deck ensure-observability build ## gofmt, go vet + 
 	bash .ci/check-observability || failed="$$failed observability"; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+hydra-e2e: ensure-postgres ensure-hydra build ## The audit API against a real Ory Hydra v2.3.0 (built once into .tmp/bin; not in make test, CI runs both: ADR 0014)
+	cd eventing && GOWORK=off HYDRA_E2E=1 DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) -run Hydra ./hydra/ ./devstack/
 
 chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple and shuffled delivery (docs/reliability.md)
 	go build -o $(BIN)/chaos ./eventing/cmd/chaos
@@ -95,3 +98,6 @@ ensure-observability: ## Install Debian's prometheus (promtool) and prometheus-a
 
 check-observability: ensure-observability ## promtool check/test rules, amtool check-config and routes (part of make test)
 	@bash .ci/check-observability
+
+ensure-hydra: ## Build Ory Hydra v2.3.0 into .tmp/bin/hydra once (make run then uses it as the audit API's issuer)
+	@bash .ci/ensure-hydra

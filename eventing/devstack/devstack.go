@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,14 @@ type Options struct {
 	// PostgreSQL and Kafka always start empty: demos, benchmarks and the
 	// chaos suite count on that whatever the environment says.
 	KeepData bool
+	// HydraBin, when set, makes Ory Hydra (this binary) audit-api's local
+	// token issuer; otherwise the dev issuer (eventing/devissuer) is. A
+	// local issuer starts only when OIDC_ISSUER_URL is unset. make run
+	// passes .tmp/bin/hydra when .ci/ensure-hydra has built it.
+	HydraBin string
+	// IssuerAddr is the local issuer's loopback address (Hydra's public
+	// API); default 127.0.0.1:0, a free port held from the start.
+	IssuerAddr string
 }
 
 // passThrough are the contract variables a function reads itself.
@@ -66,6 +75,14 @@ var passThrough = []string{
 	"LOG_LEVEL", "COFFEE_LAST_CALL", "COFFEE_WARN_BEFORE", "COFFEE_REMIND_AFTER", "DATABASE_MAX_CONNS", "SHUTDOWN_TIMEOUT",
 	"SLACK_API_URL", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_FILE", "SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET_FILE",
 	"SLACK_USER_RATE_LIMIT",
+}
+
+// ownPassThrough are contract variables only one function reads: they pass
+// through to it alone (the cursor key is a secret the others have no use
+// for).
+var ownPassThrough = map[string][]string{
+	// make run against your own issuer: OIDC_ISSUER_URL and the rest.
+	AuditAPIName: {"OIDC_ISSUER_URL", "OIDC_AUDIENCE", "OIDC_SKIP_AUDIENCE_CHECK", "OIDC_REQUIRED_SCOPE", "AUDIT_CURSOR_KEY", "AUDIT_CURSOR_KEY_FILE"},
 }
 
 // Stack is a running local CoffeeBuddy.
@@ -95,6 +112,9 @@ type Stack struct {
 	PrometheusURL string
 
 	prometheusDone chan struct{}
+	// OIDC is audit-api's token issuer: the local one this stack runs
+	// (with a client for this run) or the one OIDC_ISSUER_URL names.
+	OIDC OIDC
 
 	log     *slog.Logger
 	tempDir string
@@ -102,6 +122,7 @@ type Stack struct {
 	procs   map[string]*proc // fixed after Start; a proc's cmd changes on restart (mu)
 	mu      sync.Mutex
 	env     []string
+	ownEnv  map[string][]string // a function's own variables, after env
 	binDir  string
 	stops   []func()
 	cancel  context.CancelFunc
@@ -117,7 +138,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stack{log: o.Log, Functions: map[string]string{}, procs: map[string]*proc{}}
+	s := &Stack{log: o.Log, Functions: map[string]string{}, procs: map[string]*proc{}, ownEnv: map[string][]string{}}
 	defer func() {
 		if err != nil {
 			s.Close() // s, not the nil result: stop what did start
@@ -160,6 +181,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	if err := s.startStorage(ctx, o, cfg); err != nil {
 		return nil, err
+	}
+	if slices.Contains(names, AuditAPIName) {
+		if s.ownEnv[AuditAPIName], err = s.startIssuer(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 
 	// Sockets first: the Slack stand-in must know where the ingress
@@ -453,7 +479,7 @@ func functionEnv(o Options, wiring []string) []string {
 
 func (s *Stack) startProc(p *proc) error {
 	cmd := exec.Command(filepath.Join(s.binDir, p.name))
-	cmd.Env = s.env
+	cmd.Env = append(slices.Clip(s.env), s.ownEnv[p.name]...) // the last of a duplicate key wins
 	cmd.ExtraFiles = []*os.File{p.ln}
 	cmd.Stdout, cmd.Stderr = p.logf, p.logf
 	// Own process group: Ctrl-C reaches the stack, which stops functions

@@ -27,6 +27,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // on a fresh database and Kafka cluster.
 func startStack(t *testing.T, extraEnv map[string]string) *devstack.Stack {
 	t.Helper()
+	return startStackWith(t, extraEnv, nil)
+}
+
+// startStackWith is startStack with Options changed by edit (nil: none).
+func startStackWith(t *testing.T, extraEnv map[string]string, edit func(*devstack.Options)) *devstack.Stack {
+	t.Helper()
 	db := pgtest.New(t)
 	kc := kafkatest.New(t)
 	env := map[string]string{
@@ -39,13 +45,17 @@ func startStack(t *testing.T, extraEnv map[string]string) *devstack.Stack {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := devstack.Start(ctx, devstack.Options{
+	o := devstack.Options{
 		Root:           "../..",
 		Getenv:         func(k string) string { return env[k] },
 		BinDir:         os.Getenv("DEVSTACK_BIN"),
 		RandomPorts:    true,
 		ReloadInterval: time.Hour,
-	})
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	s, err := devstack.Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +64,9 @@ func startStack(t *testing.T, extraEnv map[string]string) *devstack.Stack {
 			for n := range s.Functions {
 				b, _ := os.ReadFile(s.LogDir + "/" + n + ".log")
 				t.Logf("--- %s.log ---\n%s", n, b)
+			}
+			if b, err := os.ReadFile(s.LogDir + "/hydra.log"); err == nil {
+				t.Logf("--- hydra.log ---\n%s", b)
 			}
 		}
 		s.Close()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/eventing/devstack"
+	"github.com/coffeebuddy/coffeebuddy/eventing/hydra"
 )
 
 func main() {
@@ -50,7 +51,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("Starting CoffeeBuddy (PostgreSQL, Kafka, functions, eventing stand-in)…")
+	// audit-api's local issuer: Hydra once .ci/ensure-hydra has built it,
+	// else the dev issuer. A HYDRA_BIN that is not there is a mistake.
+	hydraBin, err := hydra.FindBin(os.Getenv, root)
+	if err != nil && os.Getenv("HYDRA_BIN") != "" {
+		return err
+	}
+
+	fmt.Println("Starting CoffeeBuddy (PostgreSQL, Kafka, functions, eventing stand-in, OIDC issuer)…")
 	start := time.Now()
 	s, err := devstack.Start(ctx, devstack.Options{
 		Root: root, Log: log, LogDir: logDir,
@@ -58,12 +66,13 @@ func run() error {
 		Transcript: os.Stdout,
 		KeepData:   true,
 		Prometheus: prom,
+		HydraBin:   hydraBin,
 	})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	banner(os.Stdout, s, root, time.Since(start))
+	banner(os.Stdout, s, root, time.Since(start), time.Now())
 	if s.PrometheusURL != "" {
 		// Not waited for by Start; say so if it does not come up.
 		go func() {
@@ -79,7 +88,7 @@ func run() error {
 	return nil
 }
 
-func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
+func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration, now time.Time) {
 	rel := func(p string) string {
 		if r, err := filepath.Rel(root, p); err == nil {
 			return r
@@ -95,6 +104,7 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration) {
 	} else {
 		fmt.Fprintf(w, "  Slack             real Slack (SLACK_BOT_TOKEN set); point your app's request URLs at the endpoints above\n")
 	}
+	auditBanner(w, s, rel, now)
 	fmt.Fprintf(w, "  Kafka             %s  (kcat -b %s -L)\n", strings.Join(s.Brokers, ","), s.Brokers[0])
 	fmt.Fprintf(w, "  PostgreSQL        %s\n", s.DatabaseURL)
 	fmt.Fprintf(w, "  Functions        ")
@@ -138,6 +148,35 @@ func wantPrometheus(env string, installed bool) (bool, error) {
 		return installed, nil
 	}
 	return false, fmt.Errorf("PROMETHEUS=%q: use 1 (start it), 0 (do not) or leave it unset (start it when installed)", env)
+}
+
+// auditBanner tells how to read the audit trail of this run: with a local
+// issuer, a command to paste (it prints the client's secret, generated for
+// this run and valid only against this run's loopback issuer).
+func auditBanner(w io.Writer, s *devstack.Stack, rel func(string) string, now time.Time) {
+	base, ok := s.Functions[devstack.AuditAPIName]
+	if !ok {
+		return
+	}
+	o := s.OIDC
+	switch {
+	case !o.Local():
+		aud := "audience " + o.Audience
+		if o.Audience == "" {
+			aud = "any audience"
+		}
+		fmt.Fprintf(w, "  Audit API         %s%s  (tokens from OIDC_ISSUER_URL %s, scope %s, %s)\n", base, devstack.AuditPath, o.IssuerURL, o.Scope, aud)
+		return
+	case o.AdminURL != "":
+		fmt.Fprintf(w, "  Audit API         %s%s  (tokens from %s at %s)\n", base, devstack.AuditPath, o.Issuer, o.IssuerURL)
+	default:
+		fmt.Fprintf(w, "  Audit API         %s%s  (tokens from %s at %s; make ensure-hydra builds Ory Hydra to use instead)\n", base, devstack.AuditPath, o.Issuer, o.IssuerURL)
+	}
+	fmt.Fprintf(w, "  Audit client      id %s  secret %s  (generated for this run; scope %s, audience %s)\n", o.ClientID, o.ClientSecret, o.Scope, o.Audience)
+	if o.AdminURL != "" {
+		fmt.Fprintf(w, "  Hydra admin       %s  (more clients: %s create oauth2-client --endpoint %s --grant-type client_credentials --scope %s --audience %s)\n", o.AdminURL, rel(o.HydraBin), o.AdminURL, o.Scope, o.Audience)
+	}
+	fmt.Fprintf(w, "  Read the trail    %s\n", o.AuditCommand(base, now))
 }
 
 // reach says who can reach the ingress at addr, the address it is bound to.

@@ -53,7 +53,7 @@ func TestBanner(t *testing.T) {
 			s := base()
 			tt.edit(&s)
 			var b strings.Builder
-			banner(&b, &s, "/repo", time.Second)
+			banner(&b, &s, "/repo", time.Second, time.Now())
 			for _, w := range tt.want {
 				if !strings.Contains(b.String(), w) {
 					t.Errorf("banner lacks %q:\n%s", w, b.String())
