@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test playground-test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-browser
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,20 +18,25 @@ run: ensure-postgres build ## Run the whole bot locally on embedded defaults (Ct
 	go build -o $(BIN)/devstack ./eventing/cmd/devstack
 	DEVSTACK_BIN=$(BIN) $(BIN)/devstack
 
-demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack and show the conversation
+demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack; watch it in the browser, which stays up until Ctrl-C
 	go build -o $(BIN)/demo ./eventing/cmd/demo
-	DEVSTACK_BIN=$(BIN) $(BIN)/demo
+	DEVSTACK_BIN=$(BIN) $(BIN)/demo $(DEMO_FLAGS)
 
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres build ## go vet + tests of every module against real PostgreSQL and Kafka
+# COFFEE_BROWSER_TEST=required: the browser test (eventing/devstack's
+# TestPlaygroundInBrowser) fails rather than skips without its browser.
+test: ensure-postgres ensure-browser build ## go vet + tests of every module against real PostgreSQL and Kafka, and the local Slack page in Chromium
 	@failed=""; for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
+		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) COFFEE_BROWSER_TEST=required go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+playground-test: ensure-postgres ensure-browser build ## Only the browser test: a whole coffee run played as three people in the local Slack page (screenshots in .tmp/artifacts)
+	cd eventing && GOWORK=off DEVSTACK_BIN=$(BIN) COFFEE_BROWSER_TEST=required go test $(GOTESTFLAGS) -v -run TestPlaygroundInBrowser ./devstack/
 
 chaos: ensure-postgres build ## Fault-injection suite: 1,080 orders over 54 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple delivery (docs/reliability.md)
 	go build -o $(BIN)/chaos ./eventing/cmd/chaos
@@ -71,3 +76,6 @@ fmt: ## gofmt every module
 
 ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks them
 	@bash .ci/ensure-postgres
+
+ensure-browser: ## Install Chromium and playwright-core for the browser test if missing (apt, npm ci; once)
+	@bash .ci/ensure-browser

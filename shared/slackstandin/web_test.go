@@ -402,7 +402,8 @@ func TestPlayClickSubmitClose(t *testing.T) {
 	// Slack's client checks: nothing reaches the app.
 	status, out := postPlay(t, srv, "/_standin/play/submit", slackstandin.SubmitRequest{UserID: "U1", ViewID: viewID,
 		Values: map[string]json.RawMessage{"size": json.RawMessage(`"large"`), "customizations": json.RawMessage(`"` + long + `"`)}})
-	if errs, _ := out["errors"].(map[string]any); status != http.StatusUnprocessableEntity || out["checked_by"] != "client" ||
+	result, _ := out["result"].(map[string]any)
+	if errs, _ := result["errors"].(map[string]any); status != http.StatusOK || result["checked_by"] != "client" ||
 		errs["drink"] != "Please complete this required field." || !strings.Contains(errs["customizations"].(string), "no more than 200") {
 		t.Errorf("client-checked submit = %d %v", status, out)
 	}
@@ -413,7 +414,7 @@ func TestPlayClickSubmitClose(t *testing.T) {
 	ing.answers = []string{`{"response_action":"errors","errors":{"customizations":"Customizations can be at most 200 characters (this is 201)."}}`, ``}
 	status, out = postPlay(t, srv, "/_standin/play/submit", slackstandin.SubmitRequest{UserID: "U1", ViewID: viewID, SkipClientChecks: true,
 		Values: map[string]json.RawMessage{"drink": json.RawMessage(`"latte"`), "size": json.RawMessage(`"large"`), "customizations": json.RawMessage(`"` + long + `"`)}})
-	result, _ := out["result"].(map[string]any)
+	result, _ = out["result"].(map[string]any)
 	if status != http.StatusOK || result["checked_by"] != "app" || result["closed"] != false {
 		t.Errorf("app-checked submit = %d %v", status, out)
 	}

@@ -367,9 +367,9 @@ func (s *Server) servePlaySubmit(w http.ResponseWriter, r *http.Request) {
 		writePlayError(w, err)
 		return
 	}
-	if res.CheckedBy == "client" {
-		out, _ := json.Marshal(res)
-		writeJSON(w, http.StatusUnprocessableEntity, out)
+	if res.CheckedBy == "client" { // nothing was sent; the answer is the errors
+		out, _ := json.Marshal(map[string]any{"ok": true, "result": res})
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
 	writePlayForwarded(w, fwd, res)

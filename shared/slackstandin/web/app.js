@@ -53,10 +53,14 @@ async function refresh() {
   try {
     do {
       again = false;
-      const as = view.as === WATCH ? '' : view.as;
-      const res = await fetch(`/_standin/ui?as=${encodeURIComponent(as)}&channel=${encodeURIComponent(view.channel)}`);
+      const [who, channel] = [view.as, view.channel];
+      const as = who === WATCH ? '' : who;
+      const res = await fetch(`/_standin/ui?as=${encodeURIComponent(as)}&channel=${encodeURIComponent(channel)}`);
       if (!res.ok) throw new Error(`the stand-in answered ${res.status}`);
-      apply(await res.json());
+      const ui = await res.json();
+      // The person picked someone or somewhere else meanwhile: this answer is stale.
+      if (view.as !== who || view.channel !== channel) { again = true; continue; }
+      apply(ui, as);
     } while (again);
   } catch (e) {
     toast('Could not load the page: ' + e.message);
@@ -77,14 +81,14 @@ function connect() {
 
 // ---- drawing ------------------------------------------------------------
 
-function apply(ui) {
+function apply(ui, asked) {
   if (!view.as) { // first visit: play as the first person, or watch
     view.as = ui.users.length ? ui.users[0].id : WATCH;
     writeHash();
     again = true;
     return;
   }
-  if (view.as !== WATCH && ui.as !== view.as) { view.as = WATCH; writeHash(); }
+  if (asked && !ui.as) view.as = WATCH; // nobody by that id: watch instead
   view.version = ui.version;
   view.channel = ui.channel.id;
   view.asName = ui.as_name;
@@ -321,12 +325,12 @@ async function submitModal(form) {
       user_id: me(), view_id: form.dataset.viewId, values: formValues(form),
       skip_client_checks: form.querySelector('[name="skip_client_checks"]').checked,
     });
-    const result = r.data.result || r.data;
-    if (r.status === 422) clientErrors = result.errors || {};
-    if (!r.ok && r.status !== 422) {
+    if (!r.ok) {
       showErrors({ '': r.data.error || `Slack could not reach the app (HTTP ${r.status}).` });
       return;
     }
+    const result = r.data.result || {};
+    if (result.checked_by === 'client') clientErrors = result.errors || {};
     if (!result.closed) showErrors(result.errors || {});
   } finally {
     if (button && button.isConnected) { button.disabled = false; button.removeAttribute('aria-busy'); }
