@@ -149,8 +149,10 @@ try {
   await modal(bob).waitFor({ state: 'hidden' });
   await sees(bob, 'Your order is in: Small Mocha (' + hostile + ')');
 
+  // One long word: it must wrap, not widen the conversation.
+  const longWord = 'extra' + 'foam'.repeat(40);
   await clickButton(erin, 'Add my order');
-  await order(erin, { drink: 'Cappuccino', size: 'Medium' });
+  await order(erin, { drink: 'Cappuccino', size: 'Medium', custom: longWord });
   await modal(erin).waitFor({ state: 'hidden' });
 
   for (const p of [alice, bob, erin]) {
@@ -158,7 +160,8 @@ try {
     await sees(p, 'Orders (3)', run);
     await sees(p, '@alice: Large Latte (oat milk)', run);
     await sees(p, '@bob: Small Mocha (' + hostile + ')', run);
-    await sees(p, '@erin: Medium Cappuccino', run);
+    await sees(p, `@erin: Medium Cappuccino (${longWord})`, run);
+    assert.ok(await messages(p).evaluate((el) => el.scrollWidth <= el.clientWidth), `${p.label}: a long word widened the conversation`);
     assert.equal(await run.locator('li').count(), 3, `${p.label}: one list item per order`);
     for (const t of ['1× Large Latte', '1× Small Mocha', '1× Medium Cappuccino']) await sees(p, t, run);
     // The hostile text stayed text: nothing ran, nothing pinged, no element.
@@ -186,7 +189,7 @@ try {
   await dm.click();
   await erin.page.locator('#conv-title', { hasText: 'coffeebuddy' }).waitFor();
   await sees(erin, "You're on coffee duty!");
-  for (const t of ['@alice: Large Latte (oat milk)', '@bob: Small Mocha (' + hostile + ')', '@erin: Medium Cappuccino']) await sees(erin, t);
+  for (const t of ['@alice: Large Latte (oat milk)', '@bob: Small Mocha (' + hostile + ')', `@erin: Medium Cappuccino (${longWord})`]) await sees(erin, t);
   await alice.page.locator('#dms button', { hasText: 'coffeebuddy' }).click();
   await alice.page.locator('#conv-title', { hasText: 'coffeebuddy' }).waitFor();
   await seesNot(alice, "You're on coffee duty!");
@@ -209,6 +212,16 @@ try {
   await sees(alice, 'erin, 3 orders, completed');
   await seesNot(bob, 'Coffee runs in this channel');
   log('the thread, the run message and the history agree');
+
+  // Another channel: its own conversation and composer, its own history.
+  await bob.page.getByLabel('Add a channel by name').fill('tea');
+  await bob.page.locator('#add-channel').getByRole('button', { name: 'Add' }).click();
+  await bob.page.locator('#conv-title', { hasText: '#tea' }).waitFor();
+  await sees(bob, 'Nothing here yet');
+  await type(bob, '/coffee-history');
+  await sees(bob, 'No coffee runs yet!');
+  await alice.page.locator('#channels button', { hasText: '#tea' }).waitFor();
+  log('a channel added on the page has its own history');
 
   await mkdir(artifacts, { recursive: true });
   await alice.page.screenshot({ path: path.join(artifacts, 'playground-final.png') });
