@@ -12,7 +12,9 @@ import (
 // did, so the page shows each command and click as a muted line, only to
 // the user who typed or clicked it (and to the page's watch mode), never
 // as a message: conversations.history and every other Web API answer stay
-// exactly what Slack would give. A command Slack could not deliver shows
+// exactly what Slack would give. The exception is Slack's own: a command
+// the app answers in_channel is shown to the channel, as the user's
+// message. A command Slack could not deliver shows
 // as Slack shows it, from Slackbot, only to that user.
 
 // activityKind says what a user did.
@@ -33,6 +35,9 @@ type activity struct {
 	At      time.Time
 	// TS is the message clicked, if any, so a click in a thread shows there.
 	ThreadTS string
+	// Shared: the app answered the command in_channel, so Slack shows the
+	// command to everyone, as the user's message.
+	Shared bool
 }
 
 // maxActivity bounds what is kept: the page shows recent play, and a load

@@ -110,7 +110,8 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 	}
 	typed := strings.TrimSpace(cmd.Command + " " + cmd.Text)
 	line := "[" + s.place(ch) + "] @" + s.displayName(cmd.UserID) + ": " + oneLine(typed)
-	s.addActivityLocked(&activity{Kind: activityCommand, Channel: ch, User: cmd.UserID, Text: typed, At: now})
+	typedAct := &activity{Kind: activityCommand, Channel: ch, User: cmd.UserID, Text: typed, At: now}
+	s.addActivityLocked(typedAct)
 	s.mu.Unlock()
 	s.transcribe([]string{line})
 
@@ -150,7 +151,7 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 		return res, nil
 	}
 	if len(bytes.TrimSpace(res.Body)) > 0 {
-		s.showImmediateResponse(target, res)
+		s.showImmediateResponse(target, res, typedAct)
 	}
 	return res, nil
 }
@@ -170,8 +171,11 @@ func (s *Server) failureLine(ch, user, what string, err error) {
 	s.log.Warn("simulated request failed", "what", what, "user", user, "err", code)
 }
 
-// showImmediateResponse shows a slash command's synchronous answer.
-func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded) {
+// showImmediateResponse shows a slash command's synchronous answer. An
+// in_channel answer shares the command too: Slack then shows "both the
+// response message and the initial slash command entered by the user" to
+// the channel (docs.slack.dev, Implementing slash commands).
+func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded, typed *activity) {
 	var msg responseMessage
 	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	if ct == "application/json" {
@@ -183,7 +187,10 @@ func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded) {
 		msg.Text = string(res.Body)
 	}
 	s.mu.Lock()
-	line, _, _ := s.applyResponseLocked(t, msg, "command_response", time.Now())
+	line, code, _ := s.applyResponseLocked(t, msg, "command_response", time.Now())
+	if code == "" && msg.ResponseType == "in_channel" {
+		typed.Shared = true
+	}
 	s.notifyLocked() // shown without a recorded call
 	s.mu.Unlock()
 	s.transcribe([]string{line})

@@ -465,3 +465,37 @@ func TestPlayClickSubmitClose(t *testing.T) {
 		t.Errorf("bob's view = %+v", v)
 	}
 }
+
+// TestCommandShownOnlyWhereSlackShowsIt: a command is the typer's muted
+// line, unless the app answers it in_channel; then Slack shows the
+// command to the channel as the user's message, and so does the page.
+func TestCommandShownOnlyWhereSlackShowsIt(t *testing.T) {
+	answer := `{"response_type":"ephemeral","text":"just you"}`
+	ing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answer)
+	}))
+	t.Cleanup(ing.Close)
+	srv := slackstandin.NewTestServer(t, slackstandin.Options{Users: map[string]string{"U1": "alice", "U2": "bob"}, CommandsURL: ing.URL})
+	if _, err := srv.RunCommand(t.Context(), slackstandin.Command{Command: "/coffee-history", UserID: "U1"}); err != nil {
+		t.Fatal(err)
+	}
+	answer = `{"response_type":"in_channel","text":"for everyone"}`
+	if _, err := srv.RunCommand(t.Context(), slackstandin.Command{Command: "/coffee", Text: "5", UserID: "U1"}); err != nil {
+		t.Fatal(err)
+	}
+	bob := getUI(t, srv, "U2", "").HTML
+	for _, want := range []string{`<span class="author">alice</span>`, `<span class="typed-command">/coffee 5</span>`, "for everyone"} {
+		if !strings.Contains(bob, want) {
+			t.Errorf("bob's #coffee lacks %s:\n%s", want, bob)
+		}
+	}
+	for _, not := range []string{"/coffee-history", "just you"} {
+		if strings.Contains(bob, not) {
+			t.Errorf("bob sees %s:\n%s", not, bob)
+		}
+	}
+	if alice := getUI(t, srv, "U1", "").HTML; !strings.Contains(alice, `typed <code>/coffee-history</code>`) || !strings.Contains(alice, "just you") {
+		t.Errorf("alice's #coffee:\n%s", alice)
+	}
+}

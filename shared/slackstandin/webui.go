@@ -179,7 +179,7 @@ func (s *Server) countLocked(ch, as string) int {
 		}
 	}
 	for _, a := range s.st.activity {
-		if a.Channel == ch && (as == "" || a.User == as) {
+		if a.Channel == ch && (as == "" || a.User == as || a.Shared) {
 			n++
 		}
 	}
@@ -212,7 +212,7 @@ func (s *Server) itemsLocked(ch, as string, n names) ([]*itemView, error) {
 		}
 	}
 	for _, a := range s.st.activity {
-		if a.Channel == ch && (as == "" || a.User == as) {
+		if a.Channel == ch && (as == "" || a.User == as || a.Shared) {
 			all = append(all, s.activityItemLocked(a, as))
 		}
 	}
@@ -276,6 +276,12 @@ func (s *Server) activityItemLocked(a *activity, as string) *itemView {
 		TS: formatTS(a.At.UnixMicro()), Channel: a.Channel, ISO: t.Format(time.RFC3339), Clock: t.Format("15:04:05 UTC"),
 		Unix: t.Unix(), at: a.At.UnixMicro(), threadTS: a.ThreadTS,
 		VisibleTo: "only visible to you",
+	}
+	if a.Shared { // the user's own message, as Slack shows a shared command
+		name := s.displayName(a.User)
+		v.Author, v.Initial, v.Body = name, initial(name), template.HTML(`<span class="typed-command">`+esc(a.Text)+`</span>`)
+		v.VisibleTo = ""
+		return v
 	}
 	who := "You"
 	if as == "" {
