@@ -364,6 +364,24 @@ func TestPlayClickSubmitClose(t *testing.T) {
 		act["text"].(map[string]any)["text"] != "Add my order" {
 		t.Errorf("block_actions payload = %v", p)
 	}
+	if ui := getUI(t, srv, "U1", ""); !strings.Contains(ui.HTML, `clicked <code>Add my order</code>`) {
+		t.Errorf("alice's click is not shown to her:\n%s", ui.HTML)
+	}
+	// A script naming only the action gets the rest filled in from the
+	// message, as Slack sends it.
+	if resp, body := postJSON(t, srv.URL()+"/_standin/interaction", map[string]any{"payload": map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": "U2"},
+		"container": map[string]any{"type": "message", "message_ts": ts, "channel_id": "C0LOCAL"},
+		"actions":   []any{map[string]any{"action_id": "order_add", "block_id": "run_actions", "value": "run-1"}},
+	}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("interaction = %d %s", resp.StatusCode, body)
+	}
+	if act := ing.last(t)["actions"].([]any)[0].(map[string]any); act["type"] != "button" || act["text"].(map[string]any)["text"] != "Add my order" {
+		t.Errorf("filled action = %v", act)
+	}
+	if ui := getUI(t, srv, "U2", ""); !strings.Contains(ui.HTML, `clicked <code>Add my order</code>`) {
+		t.Errorf("bob's click is not shown to him by its label:\n%s", ui.HTML)
+	}
 	// Someone else's ephemeral is not theirs to click.
 	ephTS, err := api.PostEphemeralContext(ctx, "C0LOCAL", "U2", slack.MsgOptionBlocks(slack.NewActionBlock("run_actions", btn)))
 	if err != nil {

@@ -99,7 +99,9 @@ func actionPayload(blocks json.RawMessage, req ClickRequest, now time.Time) (map
 				"action_ts": strconv.FormatFloat(float64(now.UnixMicro())/1e6, 'f', 6, 64)}
 			switch e.Type {
 			case "button":
-				a["text"] = json.RawMessage(e.Text)
+				var text map[string]any // a map, so the transcript and the page can read the label
+				_ = json.Unmarshal(e.Text, &text)
+				a["text"] = text
 				if e.Value != "" {
 					a["value"] = e.Value
 				}
