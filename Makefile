@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability ensure-hydra
+.PHONY: help run demo test playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability ensure-hydra ensure-browser
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,19 +21,21 @@ run: ensure-postgres build ## Run the whole bot locally on embedded defaults, wi
 	go build -o $(BIN)/devstack ./eventing/cmd/devstack
 	DEVSTACK_BIN=$(BIN) PROMETHEUS=$(PROMETHEUS) $(BIN)/devstack
 
-demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack and show the conversation
+demo: ensure-postgres build ## Play a whole scripted coffee run on the local stack; watch it in the browser, which stays up until Ctrl-C
 	go build -o $(BIN)/demo ./eventing/cmd/demo
-	DEVSTACK_BIN=$(BIN) $(BIN)/demo
+	DEVSTACK_BIN=$(BIN) $(BIN)/demo $(DEMO_FLAGS)
 
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres ensure-deck ensure-observability build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka, the Kong config through decK, the observability checks (promtool, amtool)
+# COFFEE_BROWSER_TEST=required: the browser test (eventing/devstack's
+# TestPlaygroundInBrowser) fails rather than skips without its browser.
+test: ensure-postgres ensure-deck ensure-observability ensure-browser build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka (the local Slack page in Chromium included), the Kong config through decK, the observability checks (promtool, amtool)
 	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
 	for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
+		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck COFFEE_BROWSER_TEST=required go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
 	echo "== deploy/kong"; \
 	bash .ci/kong-check || failed="$$failed deploy/kong"; \
@@ -41,6 +43,9 @@ test: ensure-postgres ensure-deck ensure-observability build ## gofmt, go vet + 
 	bash .ci/check-observability || failed="$$failed observability"; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+playground-test: ensure-postgres ensure-browser build ## Only the browser test: a whole coffee run played as three people in the local Slack page (screenshots in .tmp/artifacts)
+	cd eventing && GOWORK=off DEVSTACK_BIN=$(BIN) COFFEE_BROWSER_TEST=required go test $(GOTESTFLAGS) -v -run TestPlaygroundInBrowser ./devstack/
 
 hydra-e2e: ensure-postgres ensure-hydra build ## The audit API against a real Ory Hydra v2.3.0 (built once into .tmp/bin; not in make test, CI runs both: ADR 0014)
 	cd eventing && GOWORK=off HYDRA_E2E=1 DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) -run Hydra ./hydra/ ./devstack/
@@ -101,3 +106,6 @@ check-observability: ensure-observability ## promtool check/test rules, amtool c
 
 ensure-hydra: ## Build Ory Hydra v2.3.0 into .tmp/bin/hydra once (make run then uses it as the audit API's issuer)
 	@bash .ci/ensure-hydra
+
+ensure-browser: ## Install Chromium and playwright-core for the browser test if missing (apt, npm ci; once)
+	@bash .ci/ensure-browser

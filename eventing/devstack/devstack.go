@@ -415,9 +415,15 @@ func slackAddr(o Options) string {
 	}
 }
 
+// LocalUsers are the people the local Slack knows from the start, so its
+// web page has someone to play as at once (more can be added there); the
+// demo and the journey tests play them too.
+var LocalUsers = map[string]string{"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
+
 func (s *Stack) startSlack(o Options) error {
 	addr := slackAddr(o)
 	srv := slackstandin.New(slackstandin.Options{
+		Users:           LocalUsers,
 		BotToken:        config.LocalSlackBotToken,
 		SigningSecret:   config.LocalSlackSigningSecret,
 		Transcript:      o.Transcript,

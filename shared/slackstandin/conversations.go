@@ -104,6 +104,7 @@ func (s *Server) AddConversation(c Conversation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.convs[c.ID] = &convState{c: normalized(c)}
+	s.notifyLocked()
 	return nil
 }
 
@@ -141,6 +142,7 @@ func (s *Server) changeConversation(id string, change func(*convState)) error {
 		s.st.convs[id] = cs
 	}
 	change(cs)
+	s.notifyLocked()
 	return nil
 }
 

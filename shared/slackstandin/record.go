@@ -114,9 +114,19 @@ func (s *Server) fault(method string) FaultFunc {
 	return s.faults[faultAll]
 }
 
-// recordLocked appends c and wakes WaitForCalls. s.mu must be held.
+// recordLocked appends c and wakes WaitForCalls and the web page. s.mu
+// must be held.
 func (s *Server) recordLocked(c Call) {
 	s.calls = append(s.calls, c)
+	s.notifyLocked()
+}
+
+// notifyLocked tells waiters that something changed: WaitForCalls re-checks
+// its calls, the web page's event streams send the new version. Changes
+// that record no call (a view's field errors, a command's own answer, a
+// user added on the page) call it directly. s.mu must be held.
+func (s *Server) notifyLocked() {
+	s.version++
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -180,4 +190,5 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.calls = nil
 	s.st.reset(s.opts.Conversations)
+	s.notifyLocked()
 }

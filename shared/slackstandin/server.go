@@ -8,9 +8,9 @@
 //     test uses an ordinary Slack client (slack-go) pointed at APIURL().
 //   - In `make run` without Slack credentials it is a local Slack: it keeps
 //     channels, threads, DMs, ephemeral messages and modals, writes a
-//     human-readable transcript, renders a small auto-refreshing web page at
-//     "/", and lets a person or a script play users (slash commands and
-//     interactions, signed exactly like Slack signs them).
+//     human-readable transcript, serves a web page at "/" where a person
+//     plays users (web.go), and lets a script play them too (slash
+//     commands and interactions, signed exactly like Slack signs them).
 //
 // It refuses what Slack refuses, with Slack's documented error codes:
 // Block Kit limits (invalid_blocks with response_metadata.messages naming
@@ -35,9 +35,10 @@
 // Layout of the HTTP surface (see Handler):
 //
 //	POST /api/<method>              Slack Web API (auth.test, chat.postMessage, ...)
-//	GET  /                          HTML view of channels, threads, DMs, modals
+//	GET  /                          the web page: a local Slack to play in (web.go)
 //	POST /_standin/command          simulate a user typing a slash command
 //	POST /_standin/interaction      simulate a user clicking / submitting
+//	POST /_standin/play/...         the page's click, submit and close (webplay.go)
 //	POST /_standin/response/<id>    Slack's response_url endpoint
 //	GET  /_standin/state            JSON snapshot (for scripts)
 //
@@ -162,7 +163,8 @@ type Server struct {
 	client *http.Client
 
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced whenever a call is recorded
+	changed chan struct{} // closed and replaced whenever a call is recorded or the state changes
+	version uint64        // counts those changes: the web page's refresh token
 	calls   []Call
 	faults  map[string]FaultFunc
 	st      state
@@ -174,6 +176,10 @@ type Server struct {
 	httpSrv  *http.Server
 	testSrv  *httptest.Server
 	serveErr chan error
+	// quit is closed by Close so that the web page's event streams end:
+	// the servers' shutdown waits for every request, and a stream never
+	// ends on its own.
+	quit chan struct{}
 }
 
 // New returns a Server configured by opts. It does not listen; use Start, or
@@ -219,6 +225,7 @@ func New(opts Options) *Server {
 		changed: make(chan struct{}),
 		faults:  map[string]FaultFunc{},
 		st:      newState(opts.Conversations),
+		quit:    make(chan struct{}),
 	}
 	s.baseURL = strings.TrimSuffix(opts.PublicURL, "/")
 	s.mux = s.routes()
@@ -237,7 +244,7 @@ func NewTestServer(t testing.TB, opts Options) *Server {
 		s.baseURL = ts.URL
 	}
 	s.srvMu.Unlock()
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -253,6 +260,7 @@ func (s *Server) Start(addr string) error {
 	if s.httpSrv != nil || s.testSrv != nil {
 		return errors.New("slackstandin: server already started")
 	}
+	s.reopenQuitLocked()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -284,6 +292,7 @@ func (s *Server) Close() error {
 	s.srvMu.Lock()
 	srv, done, ts := s.httpSrv, s.serveErr, s.testSrv
 	s.httpSrv, s.testSrv = nil, nil
+	s.closeQuitLocked()
 	s.srvMu.Unlock()
 	if ts != nil {
 		ts.Close()
@@ -298,6 +307,32 @@ func (s *Server) Close() error {
 		err = serr
 	}
 	return err
+}
+
+// closeQuitLocked ends the web page's event streams. s.srvMu must be held.
+func (s *Server) closeQuitLocked() {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+}
+
+// reopenQuitLocked readies quit for a Start after a Close. s.srvMu must be
+// held.
+func (s *Server) reopenQuitLocked() {
+	select {
+	case <-s.quit:
+		s.quit = make(chan struct{})
+	default:
+	}
+}
+
+// quitting returns the channel Close closes.
+func (s *Server) quitting() <-chan struct{} {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	return s.quit
 }
 
 // URL is the server's base URL without a trailing slash ("" before Start
@@ -321,11 +356,11 @@ func (s *Server) SigningSecret() string { return s.opts.SigningSecret }
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
-	mux.HandleFunc("GET /{$}", s.serveIndex)
 	mux.HandleFunc("POST /_standin/command", s.serveCommand)
 	mux.HandleFunc("POST /_standin/interaction", s.serveInteraction)
 	mux.HandleFunc("POST /_standin/response/{id}", s.serveResponseURL)
 	mux.HandleFunc("GET /_standin/state", s.serveState)
+	s.webRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

@@ -2,6 +2,7 @@ package slackstandin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -83,15 +84,16 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 	if cmd.TeamDomain == "" {
 		cmd.TeamDomain = DefaultTeamDomain
 	}
-	if cmd.UserName == "" {
-		cmd.UserName = s.displayName(cmd.UserID)
-	}
 
 	s.mu.Lock()
 	ch := s.resolveChannel(cmd.ChannelID)
 	if s.archivedLocked(ch) {
 		s.mu.Unlock()
 		return Forwarded{}, fmt.Errorf("%w: %s is archived, nobody can type there", ErrBadRequest, ch)
+	}
+	s.learnUserLocked(cmd.UserID, cmd.UserName)
+	if cmd.UserName == "" {
+		cmd.UserName = s.displayName(cmd.UserID)
 	}
 	if cmd.ChannelName == "" {
 		cmd.ChannelName = s.channelName(ch)
@@ -106,7 +108,10 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 		TriggerID:   s.newTriggerLocked(cmd.UserID, ch, now),
 		ResponseURL: s.newResponseURLLocked(target, now),
 	}
-	line := "[" + s.place(ch) + "] @" + s.displayName(cmd.UserID) + ": " + oneLine(strings.TrimSpace(cmd.Command+" "+cmd.Text))
+	typed := strings.TrimSpace(cmd.Command + " " + cmd.Text)
+	line := "[" + s.place(ch) + "] @" + s.displayName(cmd.UserID) + ": " + oneLine(typed)
+	typedAct := &activity{Kind: activityCommand, Channel: ch, User: cmd.UserID, Text: typed, At: now}
+	s.addActivityLocked(typedAct)
 	s.mu.Unlock()
 	s.transcribe([]string{line})
 
@@ -146,7 +151,7 @@ func (s *Server) RunCommand(ctx context.Context, cmd Command) (Forwarded, error)
 		return res, nil
 	}
 	if len(bytes.TrimSpace(res.Body)) > 0 {
-		s.showImmediateResponse(target, res)
+		s.showImmediateResponse(target, res, typedAct)
 	}
 	return res, nil
 }
@@ -158,14 +163,19 @@ func (s *Server) failureLine(ch, user, what string, err error) {
 		code = "operation_timeout"
 	}
 	s.mu.Lock()
-	line := "[" + s.place(ch) + "] (only @" + s.displayName(user) + " sees) Slackbot: " + what + " failed with the error \"" + code + "\""
+	failure := what + " failed with the error \"" + code + "\""
+	line := "[" + s.place(ch) + "] (only @" + s.displayName(user) + " sees) Slackbot: " + failure
+	s.addActivityLocked(&activity{Kind: activityFailed, Channel: ch, User: user, Text: failure, At: time.Now()})
 	s.mu.Unlock()
 	s.transcribe([]string{line})
 	s.log.Warn("simulated request failed", "what", what, "user", user, "err", code)
 }
 
-// showImmediateResponse shows a slash command's synchronous answer.
-func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded) {
+// showImmediateResponse shows a slash command's synchronous answer. An
+// in_channel answer shares the command too: Slack then shows "both the
+// response message and the initial slash command entered by the user" to
+// the channel (docs.slack.dev, Implementing slash commands).
+func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded, typed *activity) {
 	var msg responseMessage
 	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	if ct == "application/json" {
@@ -177,7 +187,11 @@ func (s *Server) showImmediateResponse(t *responseTarget, res Forwarded) {
 		msg.Text = string(res.Body)
 	}
 	s.mu.Lock()
-	line, _, _ := s.applyResponseLocked(t, msg, "command_response", time.Now())
+	line, code, _ := s.applyResponseLocked(t, msg, "command_response", time.Now())
+	if code == "" && msg.ResponseType == "in_channel" {
+		typed.Shared = true
+	}
+	s.notifyLocked() // shown without a recorded call
 	s.mu.Unlock()
 	s.transcribe([]string{line})
 }
@@ -301,6 +315,7 @@ func (s *Server) fillInteractionLocked(p map[string]any, typ, userID string, now
 	setDefault(p, "enterprise", nil)
 	setDefault(p, "team", map[string]any{"id": DefaultTeamID, "domain": DefaultTeamDomain})
 	user := obj(p, "user")
+	s.learnUserLocked(userID, cmp.Or(str(user, "name"), str(user, "username")))
 	setDefault(user, "username", s.displayName(userID))
 	setDefault(user, "name", s.displayName(userID))
 	setDefault(user, "team_id", DefaultTeamID)
@@ -313,8 +328,15 @@ func (s *Server) fillInteractionLocked(p map[string]any, typ, userID string, now
 		setDefault(p, "channel", map[string]any{"id": ch, "name": s.channelName(ch)})
 		msgTS := str(container, "message_ts")
 		eph, _ := container["is_ephemeral"].(bool)
-		if m := s.st.find(ch, msgTS); m != nil && !eph {
+		m := s.st.find(ch, msgTS)
+		if eph {
+			m = s.st.findEphemeral(ch, msgTS)
+		}
+		if m != nil && !eph {
 			setDefault(p, "message", toWire(m))
+		}
+		if m != nil {
+			fillActions(p, m.Blocks)
 		}
 		if _, ok := p["response_url"]; !ok {
 			fwd.ResponseURL = s.newResponseURLLocked(&responseTarget{channel: ch, user: userID, messageTS: msgTS, ephemeral: eph}, now)
@@ -368,11 +390,36 @@ func (s *Server) fillInteractionLocked(p map[string]any, typ, userID string, now
 		if ch != "" {
 			place = s.place(ch)
 		}
-		line = "[" + place + "] " + who + " clicked " + actionLabel(p)
+		line = "[" + place + "] " + who + " clicked " + strconv.Quote(actionText(p))
+		if ch != "" {
+			s.addActivityLocked(&activity{Kind: activityClick, Channel: ch, User: userID, Text: actionText(p), At: now,
+				ThreadTS: s.threadOfLocked(ch, str(container, "message_ts"))})
+		}
 	default:
 		line = "[" + s.place(s.interactionChannel(p)) + "] " + who + " sent " + typ
 	}
 	return fwd, viewID, line
+}
+
+// fillActions completes each action of a block_actions payload from the
+// element clicked, as Slack sends it: type, text and style of a button a
+// script named by action_id only.
+func fillActions(p map[string]any, blocks json.RawMessage) {
+	acts, _ := p["actions"].([]any)
+	for _, a := range acts {
+		act, _ := a.(map[string]any)
+		if act == nil || act["text"] != nil {
+			continue
+		}
+		req := ClickRequest{ActionID: str(act, "action_id"), BlockID: str(act, "block_id")}
+		if full, err := actionPayload(blocks, req, time.Now()); err == nil && full["type"] == "button" {
+			for _, k := range []string{"type", "text", "style", "block_id", "action_ts"} {
+				if v, ok := full[k]; ok {
+					setDefault(act, k, v)
+				}
+			}
+		}
+	}
 }
 
 func setDefault(m map[string]any, k string, v any) {
@@ -384,20 +431,34 @@ func setDefault(m map[string]any, k string, v any) {
 	}
 }
 
-// actionLabel describes the first action of a block_actions payload.
-func actionLabel(p map[string]any) string {
+// actionText describes the first action of a block_actions payload: the
+// button's label, the option chosen, else the action id.
+func actionText(p map[string]any) string {
 	acts, _ := p["actions"].([]any)
 	if len(acts) == 0 {
 		return "something"
 	}
 	a, _ := acts[0].(map[string]any)
 	if t := str(obj(a, "text"), "text"); t != "" {
-		return strconv.Quote(t)
+		return t
 	}
 	if t := str(obj(obj(a, "selected_option"), "text"), "text"); t != "" {
-		return strconv.Quote(t)
+		return t
 	}
-	return strconv.Quote(str(a, "action_id"))
+	return str(a, "action_id")
+}
+
+// threadOfLocked is the thread a message (or ephemeral) in ch belongs to,
+// "" for a top-level message. s.mu must be held.
+func (s *Server) threadOfLocked(ch, ts string) string {
+	m := s.st.find(ch, ts)
+	if m == nil {
+		m = s.st.findEphemeral(ch, ts)
+	}
+	if m == nil || m.ThreadTS == m.TS {
+		return ""
+	}
+	return m.ThreadTS
 }
 
 // applySubmissionAnswer applies the ingress's answer to a view_submission.
@@ -453,6 +514,7 @@ func (s *Server) applySubmissionAnswer(viewID string, body []byte, now time.Time
 		v.Closed, v.Errors = true, nil
 		lines = append(lines, s.viewLine(&v.View, "closed"))
 	}
+	s.notifyLocked() // field errors and closed views record no call
 	s.mu.Unlock()
 	s.transcribe(lines)
 }
@@ -460,9 +522,10 @@ func (s *Server) applySubmissionAnswer(viewID string, body []byte, now time.Time
 func (s *Server) closeView(viewID string) {
 	s.mu.Lock()
 	var lines []string
-	if v := s.st.view(viewID, ""); v != nil {
+	if v := s.st.view(viewID, ""); v != nil && !v.Closed {
 		v.Closed = true
 		lines = append(lines, s.viewLine(&v.View, "closed"))
+		s.notifyLocked()
 	}
 	s.mu.Unlock()
 	s.transcribe(lines)

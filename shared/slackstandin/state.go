@@ -109,6 +109,14 @@ type state struct {
 	responses  map[string]*responseTarget
 	convs      map[string]*convState // registered conversations
 	disabled   map[string]bool       // deactivated users
+
+	// The web page's directory and what users did (directory.go,
+	// activity.go): none of it is visible through the Web API.
+	userNames     map[string]string // learned or added display names
+	channelNames  map[string]string // channels added on the page
+	addedUsers    []string
+	addedChannels []string
+	activity      []*activity
 }
 
 func newState(convs []Conversation) state {
@@ -129,6 +137,9 @@ func (st *state) reset(convs []Conversation) {
 	st.responses = map[string]*responseTarget{}
 	st.convs = map[string]*convState{}
 	st.disabled = map[string]bool{}
+	st.userNames = map[string]string{}
+	st.channelNames = map[string]string{}
+	st.addedUsers, st.addedChannels, st.activity = nil, nil, nil
 	for _, c := range convs {
 		if registrable(c.ID) {
 			st.convs[c.ID] = &convState{c: normalized(c)}
@@ -309,12 +320,16 @@ func (s *Server) newTriggerLocked(user, channel string, now time.Time) string {
 	return id
 }
 
-// displayName is the configured display name of user, or its id.
+// displayName is the configured display name of user, else the one the
+// stand-in learned (directory.go), else its id. s.mu must be held.
 func (s *Server) displayName(user string) string {
 	if user == BotUserID {
 		return BotName
 	}
 	if n, ok := s.opts.Users[user]; ok && n != "" {
+		return n
+	}
+	if n, ok := s.st.userNames[user]; ok && n != "" {
 		return n
 	}
 	return user
@@ -327,6 +342,9 @@ func (s *Server) channelName(id string) string {
 		return cs.c.Name
 	}
 	if n, ok := s.opts.Channels[id]; ok && n != "" {
+		return n
+	}
+	if n, ok := s.st.channelNames[id]; ok && n != "" {
 		return n
 	}
 	return strings.ToLower(id)
@@ -348,4 +366,5 @@ func (s *Server) DeactivateUser(user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.disabled[user] = true
+	s.notifyLocked()
 }

@@ -232,7 +232,7 @@ func (s *Server) humanize(text string) string {
 		}
 		return strings.TrimPrefix(target, "mailto:")
 	})
-	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">").Replace(text)
+	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">").Replace(replaceEmoji(text))
 }
 
 func specialCommand(cmd, label string) string {

@@ -98,9 +98,10 @@ func banner(w io.Writer, s *devstack.Stack, root string, took time.Duration, now
 	fmt.Fprintf(w, "\n☕ CoffeeBuddy is running (ready in %s)\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "  Slack endpoints   %s/slack/commands  %s/slack/interactions\n", s.IngressURL, s.IngressURL)
 	fmt.Fprintf(w, "  Ingress listens   %s  (%s)\n", s.IngressAddr, reach(s.IngressAddr))
-	if s.Slack != nil {
-		fmt.Fprintf(w, "  Local Slack       %s  (open in a browser to watch the channel)\n", s.SlackURL)
-		fmt.Fprintf(w, "  Try it            curl -s %s/_standin/command -d '{\"command\":\"/coffee\",\"text\":\"5\",\"user_id\":\"U1\",\"user_name\":\"alice\",\"channel_id\":\"C0LOCAL\",\"team_id\":\"T0LOCAL\"}'\n", s.SlackURL)
+	if s.SlackURL != "" {
+		fmt.Fprintf(w, "  Play it           %s/  ← open in a browser: you are alice; pick bob, carol or dave (or add someone)\n", s.SlackURL)
+		fmt.Fprintf(w, "                    in another tab, type /coffee, order in the form, click the buttons\n")
+		fmt.Fprintf(w, "  Script it         curl -s %s/_standin/command -d '{\"command\":\"/coffee\",\"text\":\"5\",\"user_id\":\"U0ALICE\",\"channel_id\":\"C0LOCAL\"}'\n", s.SlackURL)
 	} else {
 		fmt.Fprintf(w, "  Slack             real Slack (SLACK_BOT_TOKEN set); point your app's request URLs at the endpoints above\n")
 	}

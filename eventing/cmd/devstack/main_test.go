@@ -29,7 +29,8 @@ func TestBanner(t *testing.T) {
 		want, not []string
 	}{
 		{"temporary, local Slack", func(*devstack.Stack) {},
-			[]string{removes, "Data              temporary (COFFEE_DATA_DIR=", "Ingress listens   127.0.0.1:8080  (this machine only"},
+			[]string{removes, "Data              temporary (COFFEE_DATA_DIR=", "Ingress listens   127.0.0.1:8080  (this machine only",
+				"Play it           http://127.0.0.1:8091/  ← open in a browser"},
 			[]string{"kept", "every interface"}},
 		{"kept in COFFEE_DATA_DIR", func(s *devstack.Stack) {
 			s.DataDir = "/srv/coffee"
@@ -39,7 +40,7 @@ func TestBanner(t *testing.T) {
 			[]string{removes, "temporary"}},
 		{"real Slack", func(s *devstack.Stack) { s.IngressAddr = "[::]:8080"; s.SlackURL = "" },
 			[]string{"Ingress listens   [::]:8080  (every interface", removes},
-			[]string{"this machine only"}},
+			[]string{"this machine only", "Play it"}},
 		{"nothing embedded", func(s *devstack.Stack) { s.Kafka = nil },
 			[]string{removes}, []string{"Data "}},
 		{"local Prometheus", func(s *devstack.Stack) { s.PrometheusURL = "http://127.0.0.1:9090" },
