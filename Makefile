@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check
+.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck ensure-helm ensure-pgbouncer kong-check chart
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,12 +25,12 @@ demo: ensure-postgres build ## Play a whole scripted coffee run on the local sta
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres ensure-deck build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka, and the Kong config through decK
+test: ensure-postgres ensure-pgbouncer ensure-deck ensure-helm build ## gofmt, go vet + tests of every module against real PostgreSQL, PgBouncer and Kafka, the Helm chart, and the Kong config through decK
 	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
 	for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
+		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck HELM_BIN=$(BIN)/helm go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
 	echo "== deploy/kong"; \
 	bash .ci/kong-check || failed="$$failed deploy/kong"; \
@@ -78,6 +78,15 @@ ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks the
 
 ensure-deck: ## Build decK v1.64.0 into .tmp/bin/deck once (about 8-12 min cold; kept by version)
 	@bash .ci/ensure-deck
+
+ensure-helm: ## Build Helm v3.21.4 into .tmp/bin/helm once (about 2.5-5 min cold; kept by version)
+	@bash .ci/ensure-helm
+
+ensure-pgbouncer: ## Install PgBouncer (Debian package) for the transaction-pooling test
+	@bash .ci/ensure-pgbouncer
+
+chart: ensure-helm ## Regenerate the Helm chart's generated parts, .ko.yaml and deploy/knative from their sources (deploy/helm/gen)
+	cd deploy/helm/gen && GOWORK=off go run . -helm $(BIN)/helm
 
 kong-check: ## deploy/kong through decK offline: deck file validate, deck file lint with deploy/kong/lint-ruleset.yaml
 	@bash .ci/kong-check

@@ -48,7 +48,7 @@ func TestManifestsValidate(t *testing.T) {
 	kinds := map[string]int{}
 	for _, d := range docs {
 		kinds[d.Kind]++
-		errs, warns := Check(context.Background(), d)
+		errs, warns := Check(ClusterContext(), d)
 		if errs != nil {
 			t.Errorf("%s: invalid: %v", d, errs)
 		}
@@ -72,7 +72,15 @@ func TestManifestsValidate(t *testing.T) {
 // TestReferencesResolve checks what no single object's validation can:
 // every ref points at an object defined in the manifests.
 func TestReferencesResolve(t *testing.T) {
-	docs := loadAll(t)
+	checkReferences(t, loadAll(t))
+}
+
+// checkReferences checks that every Trigger, Broker and KafkaSource ref in
+// docs points at an object of docs, that every Service's env fits its
+// function's Needs, its image and ServiceAccount follow the naming, and that
+// there is one Service per function folder.
+func checkReferences(t *testing.T, docs []Doc) {
+	t.Helper()
 	defined := map[string]bool{}
 	for _, d := range docs {
 		defined[d.Kind+"/"+d.Object.GetNamespace()+"/"+d.Object.GetName()] = true
@@ -106,13 +114,20 @@ func TestReferencesResolve(t *testing.T) {
 				r := o.Spec.Delivery.DeadLetterSink.Ref
 				need(d, "spec.delivery.deadLetterSink", r.Kind, r.Namespace, r.Name)
 			}
+		case *kafkasources.KafkaSource:
+			if r := o.Spec.Sink.Ref; r != nil {
+				need(d, "spec.sink", r.Kind, r.Namespace, r.Name)
+			}
 		case *servingv1.Service:
 			services = append(services, o.Name)
 			checkEnvMatchesNeeds(t, d.String(), o)
-			// Images are built by ko from the function of the same name.
+			// Images are built by ko from the function of the same name:
+			// its import path (ko resolve), or <registry>/<name>:<tag> as
+			// ko build --base-import-paths publishes it.
 			img := o.Spec.Template.Spec.Containers[0].Image
-			if want := "ko://github.com/coffeebuddy/coffeebuddy/functions/" + o.Name; img != want {
-				t.Errorf("%s: image %s, want %s", d, img, want)
+			want := "ko://github.com/coffeebuddy/coffeebuddy/functions/" + o.Name
+			if img != want && !regexp.MustCompile(`^[^\s:]+(:\d+)?/`+regexp.QuoteMeta(o.Name)+`:[\w.-]+$`).MatchString(img) {
+				t.Errorf("%s: image %s, want %s or <registry>/%s:<tag>", d, img, want, o.Name)
 			}
 			if sa := o.Spec.Template.Spec.ServiceAccountName; sa != "coffeebuddy-"+o.Name {
 				t.Errorf("%s: serviceAccountName %q, want coffeebuddy-%s", d, sa, o.Name)
@@ -121,6 +136,14 @@ func TestReferencesResolve(t *testing.T) {
 	}
 	// One Knative Service per function folder, and no Service without one.
 	slices.Sort(services)
+	if want := functionNames(t); len(want) == 0 || !slices.Equal(services, want) {
+		t.Errorf("Services %v, want one per function folder %v", services, want)
+	}
+}
+
+// functionNames lists the function folders (those with a func.yaml).
+func functionNames(t *testing.T) []string {
+	t.Helper()
 	funcs, err := filepath.Glob("../../functions/*/func.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +153,7 @@ func TestReferencesResolve(t *testing.T) {
 		want = append(want, filepath.Base(filepath.Dir(f)))
 	}
 	slices.Sort(want)
-	if len(want) == 0 || !slices.Equal(services, want) {
-		t.Errorf("Services %v, want one per function folder %v", services, want)
-	}
+	return want
 }
 
 // TestDeliveryOrder checks ADR 0012 as the cluster reads it: every Trigger
