@@ -33,7 +33,6 @@ const (
 	kongRuleset = "../kong/lint-ruleset.yaml"
 )
 
-
 // kongConfig is the part of a decK file the tests read.
 type kongConfig struct {
 	Services []struct {

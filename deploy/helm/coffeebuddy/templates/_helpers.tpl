@@ -59,10 +59,11 @@ unnamed statement only (docs/adr/0016-helm-chart.md).
 {{- if $root.Values.pgbouncer.enabled -}}
 {{- $params = append $params (printf "sslmode=%s" (ternary "require" "disable" (ne $root.Values.pgbouncer.tls.secretName ""))) -}}
 {{- $params = append $params "default_query_exec_mode=cache_describe" -}}
+{{- with $root.Values.pgbouncer.clientExtraParams }}{{ $params = append $params . }}{{ end -}}
 {{- else -}}
 {{- $params = append $params (printf "sslmode=%s" $root.Values.database.sslMode) -}}
-{{- end -}}
 {{- with $root.Values.database.extraParams }}{{ $params = append $params . }}{{ end -}}
+{{- end -}}
 postgres://{{ $r.user }}@{{ include "coffeebuddy.dbEndpoint" $root }}/{{ $root.Values.database.name }}?{{ join "&" $params }}
 {{- end }}
 
