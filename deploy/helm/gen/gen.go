@@ -228,6 +228,9 @@ kind: KafkaTopic
 metadata:
   name: {{ .Values.kafka.topics.namePrefix }}%s
   namespace: {{ .Values.kafka.topics.namespace }}
+  annotations:
+    # helm uninstall must not delete the topics (and their records) with the release.
+    helm.sh/resource-policy: keep
   labels:
     strimzi.io/cluster: {{ .Values.kafka.topics.cluster }}
     {{- include "coffeebuddy.labels" . | nindent 4 }}
