@@ -361,6 +361,28 @@ func checkEnvMatchesNeeds(t *testing.T, where string, svc *servingv1.Service) {
 			t.Errorf("%s: Service %s needs %s (function.Needs{%s}) but does not set it", where, svc.Name, name, strings.TrimSpace(needs))
 		}
 	}
+	// And nothing it does not need: a database URL, broker list or Slack
+	// secret a function never reads is access it should not have.
+	db := strings.Contains(needs, "DB: true")
+	slack := strings.Contains(needs, "Slack: true")
+	kafka := strings.Contains(needs, "Kafka: true") || slack
+	for name, ok := range map[string]bool{
+		"DATABASE_URL": db, "PGPASSFILE": db, "DATABASE_MAX_CONNS": db,
+		"KAFKA_BROKERS":             kafka,
+		"SLACK_BOT_TOKEN_FILE":      slack,
+		"SLACK_SIGNING_SECRET_FILE": slack,
+		"SLACK_API_URL":             slack,
+	} {
+		if env[name] && !ok {
+			t.Errorf("%s: Service %s sets %s, which function.Needs{%s} does not ask for", where, svc.Name, name, strings.TrimSpace(needs))
+		}
+	}
+	if (svc.Spec.Template.Annotations["vault.hashicorp.com/agent-inject-secret-slack-bot-token"] != "") != slack {
+		t.Errorf("%s: Service %s: Vault Slack secrets %v, but Needs.Slack is %v", where, svc.Name, !slack, slack)
+	}
+	if (svc.Spec.Template.Annotations["vault.hashicorp.com/agent-inject-secret-pgpass"] != "") != db {
+		t.Errorf("%s: Service %s: Vault database credentials %v, but Needs.DB is %v", where, svc.Name, !db, db)
+	}
 	checkOwnEnv(t, where, svc, env)
 }
 
@@ -393,5 +415,18 @@ func checkOwnEnv(t *testing.T, where string, svc *servingv1.Service, env map[str
 	}
 	if strings.Contains(src.String(), `"AUDIT_CURSOR_KEY"`) && !env["AUDIT_CURSOR_KEY_FILE"] {
 		t.Errorf("%s: Service %s signs cursors but does not set AUDIT_CURSOR_KEY_FILE", where, svc.Name)
+	}
+	oidc := strings.Contains(src.String(), `"github.com/coffeebuddy/coffeebuddy/shared/oidcauth"`)
+	for name, ok := range map[string]bool{
+		"OIDC_ISSUER_URL": oidc, "OIDC_AUDIENCE": oidc, "OIDC_REQUIRED_SCOPE": oidc,
+		"AUDIT_CURSOR_KEY_FILE": strings.Contains(src.String(), `"AUDIT_CURSOR_KEY"`),
+		"SLACK_USER_RATE_LIMIT": strings.Contains(src.String(), `"SLACK_USER_RATE_LIMIT"`),
+		"COFFEE_LAST_CALL":      strings.Contains(src.String(), "Config.LastCall"),
+		"COFFEE_WARN_BEFORE":    strings.Contains(src.String(), "Config.WarnBefore"),
+		"COFFEE_REMIND_AFTER":   strings.Contains(src.String(), "Config.RemindAfter"),
+	} {
+		if env[name] != ok {
+			t.Errorf("%s: Service %s: %s set = %v, but its code reads it = %v", where, svc.Name, name, env[name], ok)
+		}
 	}
 }

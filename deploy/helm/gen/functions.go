@@ -30,9 +30,10 @@ type Facts struct {
 	CursorKey bool `json:"cursorKey"`
 	// LastCall: uses Config.LastCall (COFFEE_LAST_CALL).
 	LastCall bool `json:"lastCall"`
-	// Timing: uses Config.WarnBefore / RemindAfter (COFFEE_WARN_BEFORE,
-	// COFFEE_REMIND_AFTER).
-	Timing bool `json:"timing"`
+	// WarnBefore, RemindAfter: use Config.WarnBefore (COFFEE_WARN_BEFORE),
+	// Config.RemindAfter (COFFEE_REMIND_AFTER).
+	WarnBefore  bool `json:"warnBefore"`
+	RemindAfter bool `json:"remindAfter"`
 	// UserRateLimit: reads SLACK_USER_RATE_LIMIT.
 	UserRateLimit bool `json:"userRateLimit"`
 }
@@ -137,7 +138,8 @@ func LoadFunction(dir string) (Function, error) {
 	f.OIDC = strings.Contains(s, `"github.com/coffeebuddy/coffeebuddy/shared/oidcauth"`)
 	f.CursorKey = strings.Contains(s, `"AUDIT_CURSOR_KEY"`)
 	f.LastCall = strings.Contains(s, "Config.LastCall")
-	f.Timing = strings.Contains(s, "Config.WarnBefore") || strings.Contains(s, "Config.RemindAfter")
+	f.WarnBefore = strings.Contains(s, "Config.WarnBefore")
+	f.RemindAfter = strings.Contains(s, "Config.RemindAfter")
 	f.UserRateLimit = strings.Contains(s, `"SLACK_USER_RATE_LIMIT"`)
 	return f, nil
 }
