@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-deck kong-check ensure-observability check-observability ensure-hydra ensure-browser
+.PHONY: help run demo test playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-pgbouncer ensure-deck ensure-helm kong-check chart ensure-observability check-observability ensure-hydra ensure-browser
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,12 +30,12 @@ build: ## Build every function into .tmp/bin
 
 # COFFEE_BROWSER_TEST=required: the browser test (eventing/devstack's
 # TestPlaygroundInBrowser) fails rather than skips without its browser.
-test: ensure-postgres ensure-deck ensure-observability ensure-browser build ## gofmt, go vet + tests of every module against real PostgreSQL and Kafka (the local Slack page in Chromium included), the Kong config through decK, the observability checks (promtool, amtool)
+test: ensure-postgres ensure-pgbouncer ensure-deck ensure-helm ensure-observability ensure-browser build ## gofmt, go vet + tests of every module against real PostgreSQL, PgBouncer and Kafka (the local Slack page in Chromium included), the Helm chart, the Kong config through decK, the observability checks (promtool, amtool)
 	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
 	for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck COFFEE_BROWSER_TEST=required go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
+		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) DECK_BIN=$(BIN)/deck HELM_BIN=$(BIN)/helm COFFEE_BROWSER_TEST=required go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
 	echo "== deploy/kong"; \
 	bash .ci/kong-check || failed="$$failed deploy/kong"; \
@@ -94,6 +94,15 @@ ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks the
 
 ensure-deck: ## Build decK v1.64.0 into .tmp/bin/deck once (about 8-12 min cold; kept by version)
 	@bash .ci/ensure-deck
+
+ensure-helm: ## Build Helm v3.21.4 into .tmp/bin/helm once (about 2.5-5 min cold; kept by version)
+	@bash .ci/ensure-helm
+
+ensure-pgbouncer: ## Install PgBouncer (Debian package) for the transaction-pooling test
+	@bash .ci/ensure-pgbouncer
+
+chart: ensure-helm ## Regenerate the Helm chart's generated parts, .ko.yaml and deploy/knative from their sources (deploy/helm/gen)
+	cd deploy/helm/gen && GOWORK=off go run . -helm $(BIN)/helm
 
 kong-check: ## deploy/kong through decK offline: deck file validate, deck file lint with deploy/kong/lint-ruleset.yaml
 	@bash .ci/kong-check

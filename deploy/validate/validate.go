@@ -20,6 +20,7 @@ import (
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	"knative.dev/pkg/apis"
+	servingcfg "knative.dev/serving/pkg/apis/config"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -110,6 +111,25 @@ func Decode(file string, b []byte) ([]Doc, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// RequiredServingFeatures are the Knative Serving feature flags
+// (knative-serving/config-features) a cluster must set for CoffeeBuddy's
+// Services: slack-ingress spreads its replicas over nodes. deploy/README.md
+// lists them among the prerequisites.
+var RequiredServingFeatures = map[string]string{
+	"kubernetes.podspec-topologyspreadconstraints": "enabled",
+}
+
+// ClusterContext is the context Knative's webhooks validate with on a
+// cluster set up as deploy/README.md says: RequiredServingFeatures on,
+// every other setting at its default.
+func ClusterContext() context.Context {
+	f, err := servingcfg.NewFeaturesConfigFromMap(RequiredServingFeatures)
+	if err != nil {
+		panic(fmt.Sprintf("validate: RequiredServingFeatures: %v", err))
+	}
+	return servingcfg.ToContext(context.Background(), &servingcfg.Config{Features: f})
 }
 
 // Check defaults and validates d.Object as on creation and returns the

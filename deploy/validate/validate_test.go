@@ -48,7 +48,7 @@ func TestManifestsValidate(t *testing.T) {
 	kinds := map[string]int{}
 	for _, d := range docs {
 		kinds[d.Kind]++
-		errs, warns := Check(context.Background(), d)
+		errs, warns := Check(ClusterContext(), d)
 		if errs != nil {
 			t.Errorf("%s: invalid: %v", d, errs)
 		}
@@ -72,7 +72,15 @@ func TestManifestsValidate(t *testing.T) {
 // TestReferencesResolve checks what no single object's validation can:
 // every ref points at an object defined in the manifests.
 func TestReferencesResolve(t *testing.T) {
-	docs := loadAll(t)
+	checkReferences(t, loadAll(t))
+}
+
+// checkReferences checks that every Trigger, Broker and KafkaSource ref in
+// docs points at an object of docs, that every Service's env fits its
+// function's Needs, its image and ServiceAccount follow the naming, and that
+// there is one Service per function folder.
+func checkReferences(t *testing.T, docs []Doc) {
+	t.Helper()
 	defined := map[string]bool{}
 	for _, d := range docs {
 		defined[d.Kind+"/"+d.Object.GetNamespace()+"/"+d.Object.GetName()] = true
@@ -106,13 +114,20 @@ func TestReferencesResolve(t *testing.T) {
 				r := o.Spec.Delivery.DeadLetterSink.Ref
 				need(d, "spec.delivery.deadLetterSink", r.Kind, r.Namespace, r.Name)
 			}
+		case *kafkasources.KafkaSource:
+			if r := o.Spec.Sink.Ref; r != nil {
+				need(d, "spec.sink", r.Kind, r.Namespace, r.Name)
+			}
 		case *servingv1.Service:
 			services = append(services, o.Name)
 			checkEnvMatchesNeeds(t, d.String(), o)
-			// Images are built by ko from the function of the same name.
+			// Images are built by ko from the function of the same name:
+			// its import path (ko resolve), or <registry>/<name>:<tag> as
+			// ko build --base-import-paths publishes it.
 			img := o.Spec.Template.Spec.Containers[0].Image
-			if want := "ko://github.com/coffeebuddy/coffeebuddy/functions/" + o.Name; img != want {
-				t.Errorf("%s: image %s, want %s", d, img, want)
+			want := "ko://github.com/coffeebuddy/coffeebuddy/functions/" + o.Name
+			if img != want && !regexp.MustCompile(`^[^\s:]+(:\d+)?/`+regexp.QuoteMeta(o.Name)+`:[\w.-]+$`).MatchString(img) {
+				t.Errorf("%s: image %s, want %s or <registry>/%s:<tag>", d, img, want, o.Name)
 			}
 			if sa := o.Spec.Template.Spec.ServiceAccountName; sa != "coffeebuddy-"+o.Name {
 				t.Errorf("%s: serviceAccountName %q, want coffeebuddy-%s", d, sa, o.Name)
@@ -121,6 +136,14 @@ func TestReferencesResolve(t *testing.T) {
 	}
 	// One Knative Service per function folder, and no Service without one.
 	slices.Sort(services)
+	if want := functionNames(t); len(want) == 0 || !slices.Equal(services, want) {
+		t.Errorf("Services %v, want one per function folder %v", services, want)
+	}
+}
+
+// functionNames lists the function folders (those with a func.yaml).
+func functionNames(t *testing.T) []string {
+	t.Helper()
 	funcs, err := filepath.Glob("../../functions/*/func.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +153,7 @@ func TestReferencesResolve(t *testing.T) {
 		want = append(want, filepath.Base(filepath.Dir(f)))
 	}
 	slices.Sort(want)
-	if len(want) == 0 || !slices.Equal(services, want) {
-		t.Errorf("Services %v, want one per function folder %v", services, want)
-	}
+	return want
 }
 
 // TestDeliveryOrder checks ADR 0012 as the cluster reads it: every Trigger
@@ -340,6 +361,28 @@ func checkEnvMatchesNeeds(t *testing.T, where string, svc *servingv1.Service) {
 			t.Errorf("%s: Service %s needs %s (function.Needs{%s}) but does not set it", where, svc.Name, name, strings.TrimSpace(needs))
 		}
 	}
+	// And nothing it does not need: a database URL, broker list or Slack
+	// secret a function never reads is access it should not have.
+	db := strings.Contains(needs, "DB: true")
+	slack := strings.Contains(needs, "Slack: true")
+	kafka := strings.Contains(needs, "Kafka: true") || slack
+	for name, ok := range map[string]bool{
+		"DATABASE_URL": db, "PGPASSFILE": db, "DATABASE_MAX_CONNS": db,
+		"KAFKA_BROKERS":             kafka,
+		"SLACK_BOT_TOKEN_FILE":      slack,
+		"SLACK_SIGNING_SECRET_FILE": slack,
+		"SLACK_API_URL":             slack,
+	} {
+		if env[name] && !ok {
+			t.Errorf("%s: Service %s sets %s, which function.Needs{%s} does not ask for", where, svc.Name, name, strings.TrimSpace(needs))
+		}
+	}
+	if (svc.Spec.Template.Annotations["vault.hashicorp.com/agent-inject-secret-slack-bot-token"] != "") != slack {
+		t.Errorf("%s: Service %s: Vault Slack secrets %v, but Needs.Slack is %v", where, svc.Name, !slack, slack)
+	}
+	if (svc.Spec.Template.Annotations["vault.hashicorp.com/agent-inject-secret-pgpass"] != "") != db {
+		t.Errorf("%s: Service %s: Vault database credentials %v, but Needs.DB is %v", where, svc.Name, !db, db)
+	}
 	checkOwnEnv(t, where, svc, env)
 }
 
@@ -372,5 +415,18 @@ func checkOwnEnv(t *testing.T, where string, svc *servingv1.Service, env map[str
 	}
 	if strings.Contains(src.String(), `"AUDIT_CURSOR_KEY"`) && !env["AUDIT_CURSOR_KEY_FILE"] {
 		t.Errorf("%s: Service %s signs cursors but does not set AUDIT_CURSOR_KEY_FILE", where, svc.Name)
+	}
+	oidc := strings.Contains(src.String(), `"github.com/coffeebuddy/coffeebuddy/shared/oidcauth"`)
+	for name, ok := range map[string]bool{
+		"OIDC_ISSUER_URL": oidc, "OIDC_AUDIENCE": oidc, "OIDC_REQUIRED_SCOPE": oidc,
+		"AUDIT_CURSOR_KEY_FILE": strings.Contains(src.String(), `"AUDIT_CURSOR_KEY"`),
+		"SLACK_USER_RATE_LIMIT": strings.Contains(src.String(), `"SLACK_USER_RATE_LIMIT"`),
+		"COFFEE_LAST_CALL":      strings.Contains(src.String(), "Config.LastCall"),
+		"COFFEE_WARN_BEFORE":    strings.Contains(src.String(), "Config.WarnBefore"),
+		"COFFEE_REMIND_AFTER":   strings.Contains(src.String(), "Config.RemindAfter"),
+	} {
+		if env[name] != ok {
+			t.Errorf("%s: Service %s: %s set = %v, but its code reads it = %v", where, svc.Name, name, env[name], ok)
+		}
 	}
 }

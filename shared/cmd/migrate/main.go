@@ -5,6 +5,7 @@
 //	migrate down [N]                 revert N migrations (default: all)
 //	migrate version                  print the applied version
 //	migrate schema-doc [-o FILE]     write docs/schema.md (stdout without -o)
+//	migrate roles FILE...            apply SQL files (database roles) in one transaction
 //
 // It connects to DATABASE_URL. schema-doc without DATABASE_URL starts an
 // ephemeral cluster, migrates it, renders the schema and stops it, so the doc
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +38,8 @@ commands:
   down [N]               revert N migrations (default: all)
   version                print the applied migration version
   schema-doc [-o FILE]   render the schema as Markdown (DATABASE_URL, or an ephemeral cluster)
+  roles FILE...          apply SQL files in one transaction, all or nothing (the install's
+                         deploy/postgres/roles.sql, after up; it must be idempotent)
 
 environment:
   DATABASE_URL           PostgreSQL URL (required except for schema-doc)
@@ -143,6 +147,28 @@ func dispatch(ctx context.Context, logger *slog.Logger, cmd string, args []strin
 			return usageError{"schema-doc: unexpected arguments"}
 		}
 		return schemaDoc(ctx, logger, dbURL, *out, stdout)
+
+	case "roles":
+		if len(args) == 0 {
+			return usageError{"roles needs at least one SQL file"}
+		}
+		if err := needURL(); err != nil {
+			return err
+		}
+		var script strings.Builder
+		for _, f := range args {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("roles: %w", err)
+			}
+			script.Write(b)
+			script.WriteString("\n;\n")
+		}
+		if err := postgres.ApplySQL(ctx, dbURL, strings.Join(args, ", "), script.String()); err != nil {
+			return err
+		}
+		logger.InfoContext(ctx, "applied", "files", args)
+		return nil
 
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
