@@ -16,7 +16,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -63,7 +62,7 @@ const lookupTimeout = 500 * time.Millisecond
 
 // Ingress serves Slack's slash commands and interactions.
 type Ingress struct {
-	secret   *config.Secret
+	verifier *slackapi.Verifier
 	produce  Producer
 	modals   ModalOpener
 	db       Lookups
@@ -72,12 +71,13 @@ type Ingress struct {
 	now      func() time.Time
 	requests *prometheus.CounterVec
 	produced prometheus.Histogram
+	previous prometheus.Counter
 }
 
-// New wires an Ingress; reg may be nil.
-func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
+// New wires an Ingress that checks signatures with v; reg may be nil.
+func New(v *slackapi.Verifier, p Producer, m ModalOpener, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer) http.Handler {
 	in := &Ingress{
-		secret: secret, produce: p, modals: m, db: db, lastCall: lastCall, log: log, now: time.Now,
+		verifier: v, produce: p, modals: m, db: db, lastCall: lastCall, log: log, now: time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slack_ingress_requests_total",
 			Help: "Slack requests by endpoint and HTTP status.",
@@ -87,9 +87,13 @@ func New(secret *config.Secret, p Producer, m ModalOpener, db Lookups, lastCall 
 			Help:    "Time for the durable Kafka produce before the ack.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2},
 		}),
+		previous: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slack_ingress_previous_secret_total",
+			Help: "Requests verified with the previous signing secret, inside the rotation grace window.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(in.requests, in.produced)
+		reg.MustRegister(in.requests, in.produced, in.previous)
 	}
 	return in.routes()
 }
@@ -119,16 +123,17 @@ func (in *Ingress) serveVerified(w http.ResponseWriter, r *http.Request, next fu
 	if err != nil {
 		return fail(w, http.StatusBadRequest, "could not read request body")
 	}
-	secret, err := in.secret.Value()
-	if err != nil {
+	match, err := in.verifier.Verify(r.Header.Get(slackapi.HeaderTimestamp), r.Header.Get(slackapi.HeaderSignature), body)
+	if errors.Is(err, slackapi.ErrNoSigningSecret) {
 		in.log.Error("signing secret unavailable", "err", err)
-		if secret == "" {
-			return fail(w, http.StatusServiceUnavailable, "signing secret unavailable")
-		}
+		return fail(w, http.StatusServiceUnavailable, "signing secret unavailable")
 	}
-	if err := slackapi.Verify(secret, r.Header.Get(slackapi.HeaderTimestamp), r.Header.Get(slackapi.HeaderSignature), body, in.now()); err != nil {
+	if err != nil {
 		in.log.Warn("rejected unverified request", "path", r.URL.Path, "reason", err.Error(), "remote", r.RemoteAddr)
 		return fail(w, http.StatusUnauthorized, "invalid Slack signature: "+err.Error())
+	}
+	if match == slackapi.MatchPrevious {
+		in.previous.Inc()
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
