@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres
+.PHONY: help run demo test secret-scan chaos ratelimit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-shellcheck
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,13 +25,17 @@ demo: ensure-postgres build ## Play a whole scripted coffee run on the local sta
 build: ## Build every function into .tmp/bin
 	go build -o $(BIN)/ $(addprefix ./,$(wildcard functions/*))
 
-test: ensure-postgres build ## go vet + tests of every module against real PostgreSQL and Kafka
+test: ensure-postgres ensure-shellcheck build ## go vet + tests of every module against real PostgreSQL and Kafka, then the secret scan
 	@failed=""; for m in $(MODULES); do \
 		echo "== $$m"; \
 		(cd $$m && GOWORK=off go vet ./... && GOWORK=off DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) ./...) || failed="$$failed $$m"; \
 	done; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
+	echo "== secret scan"; bash .ci/secret-scan || failed="$$failed secret-scan"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
+secret-scan: build ## gitleaks over the working tree, the history from HEAD and the functions' binaries (.gitleaks.toml)
+	bash .ci/secret-scan
 
 chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple and shuffled delivery (docs/reliability.md)
 	go build -o $(BIN)/chaos ./eventing/cmd/chaos
@@ -71,3 +75,6 @@ fmt: ## gofmt every module
 
 ensure-postgres: ## Install PostgreSQL server binaries if this machine lacks them
 	@bash .ci/ensure-postgres
+
+ensure-shellcheck: ## Install shellcheck (Debian, as root) for the operator scripts' tests
+	@bash .ci/ensure-shellcheck
