@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-pgbouncer ensure-deck ensure-helm kong-check chart ensure-observability check-observability ensure-hydra ensure-browser
+.PHONY: help run demo test secret-scan playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-pgbouncer ensure-deck ensure-helm kong-check chart ensure-observability check-observability ensure-hydra ensure-browser ensure-shellcheck
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ build: ## Build every function into .tmp/bin
 
 # COFFEE_BROWSER_TEST=required: the browser test (eventing/devstack's
 # TestPlaygroundInBrowser) fails rather than skips without its browser.
-test: ensure-postgres ensure-pgbouncer ensure-deck ensure-helm ensure-observability ensure-browser build ## gofmt, go vet + tests of every module against real PostgreSQL, PgBouncer and Kafka (the local Slack page in Chromium included), the Helm chart, the Kong config through decK, the observability checks (promtool, amtool)
+test: ensure-postgres ensure-pgbouncer ensure-deck ensure-helm ensure-observability ensure-browser ensure-shellcheck build ## gofmt, go vet + tests of every module against real PostgreSQL, PgBouncer and Kafka (the local Slack page in Chromium included), the Helm chart, the Kong config through decK, the observability checks (promtool, amtool), then the secret scan
 	@failed=""; unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; failed=" gofmt"; fi; \
 	for m in $(MODULES); do \
@@ -42,6 +42,7 @@ test: ensure-postgres ensure-pgbouncer ensure-deck ensure-helm ensure-observabil
 	echo "== observability"; \
 	bash .ci/check-observability || failed="$$failed observability"; \
 	bash .ci/test-new-function || failed="$$failed new-function"; \
+	echo "== secret scan"; bash .ci/secret-scan || failed="$$failed secret-scan"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 playground-test: ensure-postgres ensure-browser build ## Only the browser test: a whole coffee run played as three people in the local Slack page (screenshots in .tmp/artifacts)
@@ -49,6 +50,9 @@ playground-test: ensure-postgres ensure-browser build ## Only the browser test: 
 
 hydra-e2e: ensure-postgres ensure-hydra build ## The audit API against a real Ory Hydra v2.3.0 (built once into .tmp/bin; not in make test, CI runs both: ADR 0014)
 	cd eventing && GOWORK=off HYDRA_E2E=1 DEVSTACK_BIN=$(BIN) go test $(GOTESTFLAGS) -run Hydra ./hydra/ ./devstack/
+
+secret-scan: build ## gitleaks over the working tree, the history from HEAD and the functions' binaries (.gitleaks.toml)
+	bash .ci/secret-scan
 
 chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs through Kafka/PostgreSQL restarts, kills, Slack 429/500 storms, triple and shuffled delivery (docs/reliability.md)
 	go build -o $(BIN)/chaos ./eventing/cmd/chaos
@@ -118,3 +122,6 @@ ensure-hydra: ## Build Ory Hydra v2.3.0 into .tmp/bin/hydra once (make run then 
 
 ensure-browser: ## Install Chromium and playwright-core for the browser test if missing (apt, npm ci; once)
 	@bash .ci/ensure-browser
+
+ensure-shellcheck: ## Install shellcheck (Debian, as root) for the operator scripts' tests
+	@bash .ci/ensure-shellcheck

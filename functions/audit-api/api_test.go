@@ -434,7 +434,7 @@ func TestAccessRecordedOrNoData(t *testing.T) {
 	}
 }
 
-// TestRoleLeastPrivilege: the role of deploy/postgres/coffeebuddy_audit.sql
+// TestRoleLeastPrivilege: coffeebuddy_audit of deploy/postgres/roles.sql
 // reads and appends to audit_logs (the other tests run the whole API as
 // it), and PostgreSQL refuses it everything else.
 func TestRoleLeastPrivilege(t *testing.T) {

@@ -3,16 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +30,7 @@ const audience = "coffeebuddy-audit"
 var cursorTestKey = bytes.Repeat([]byte("c"), 32)
 
 // rig is the API on a real database, connected as the least-privilege role
-// of deploy/postgres/coffeebuddy_audit.sql, with tokens from a local issuer.
+// coffeebuddy_audit of deploy/postgres/roles.sql, with tokens from a local issuer.
 type rig struct {
 	db     *pgtest.DB    // superuser: seeding and checks
 	role   *pgxpool.Pool // the API's own connection, as the audit role
@@ -66,39 +62,18 @@ func newRig(t testing.TB) *rig {
 	return r
 }
 
-// auditRole creates the role of deploy/postgres/coffeebuddy_audit.sql under
-// a name unique to the test (roles are server-wide) and returns a pool
-// connected as it.
+// auditRole applies the install's role script (deploy/postgres/roles.sql)
+// under names unique to the test (roles are server-wide) and returns a pool
+// connected as its coffeebuddy_audit.
 func auditRole(t testing.TB, db *pgtest.DB) (*pgxpool.Pool, string) {
 	t.Helper()
-	ctx := context.Background()
-	sql, err := os.ReadFile("../../deploy/postgres/coffeebuddy_audit.sql")
+	roles := pgtest.ApplyRoles(t, db, "../../deploy/postgres/roles.sql")
+	pool, err := pgxpool.New(context.Background(), roles.URL(t, "coffeebuddy_audit"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "coffeebuddy_audit_" + hex.EncodeToString(b)
-	if _, err := db.Pool.Exec(ctx, strings.ReplaceAll(string(sql), "coffeebuddy_audit", name)); err != nil {
-		t.Fatalf("apply coffeebuddy_audit.sql: %v", err)
-	}
-	u, err := url.Parse(db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(name) // the test server trusts local connections
-	pool, err := pgxpool.New(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		// Before pgtest drops the database: the grants live in it.
-		if _, err := db.Pool.Exec(ctx, "DROP OWNED BY "+pgx.Identifier{name}.Sanitize()+"; DROP ROLE "+pgx.Identifier{name}.Sanitize()); err != nil {
-			t.Errorf("drop role: %v", err)
-		}
-	})
-	return pool, name
+	t.Cleanup(pool.Close) // before ApplyRoles drops the roles
+	return pool, roles.Name(t, "coffeebuddy_audit")
 }
 
 // lockedWriter lets the handler log from several goroutines into one buffer.

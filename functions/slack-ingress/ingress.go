@@ -18,7 +18,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
-	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
@@ -68,7 +67,7 @@ const lookupTimeout = 500 * time.Millisecond
 
 // Ingress serves Slack's slash commands and interactions.
 type Ingress struct {
-	secret   *config.Secret
+	verifier *slackapi.Verifier
 	produce  Producer
 	modals   SlackUI
 	db       Lookups
@@ -84,6 +83,7 @@ type Ingress struct {
 	limited   *prometheus.CounterVec
 	told      sync.WaitGroup // tellLater goroutines (tests wait for them)
 	duration  *prometheus.HistogramVec
+	previous  prometheus.Counter
 }
 
 // Option tunes an Ingress made by New.
@@ -114,14 +114,14 @@ var endpoints = []string{"commands", "interactions"}
 // on an answer after 3 s); the duration histogram has a bucket there.
 const SLOThreshold = 3 * time.Second
 
-// New wires an Ingress; reg may be nil.
-func New(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
-	return newIngress(secret, p, m, db, lastCall, log, reg, opts...).routes()
+// New wires an Ingress that checks signatures with v; reg may be nil.
+func New(v *slackapi.Verifier, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) http.Handler {
+	return newIngress(v, p, m, db, lastCall, log, reg, opts...).routes()
 }
 
-func newIngress(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Ingress {
+func newIngress(v *slackapi.Verifier, p Producer, m SlackUI, db Lookups, lastCall time.Duration, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Ingress {
 	in := &Ingress{
-		secret: secret, produce: p, modals: m, db: db, lastCall: lastCall, log: log, now: time.Now,
+		verifier: v, produce: p, modals: m, db: db, lastCall: lastCall, log: log, now: time.Now,
 		userLimit: DefaultUserLimit,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slack_ingress_requests_total",
@@ -137,6 +137,10 @@ func newIngress(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCa
 			Help: "Verified Slack requests refused because their user went over the per-user limit, by endpoint.",
 		}, []string{"endpoint"}),
 		duration: newDurationHistogram(),
+		previous: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slack_ingress_previous_secret_total",
+			Help: "Requests verified with the previous signing secret, inside the rotation grace window.",
+		}),
 	}
 	for _, o := range opts {
 		o(in)
@@ -149,7 +153,7 @@ func newIngress(secret *config.Secret, p Producer, m SlackUI, db Lookups, lastCa
 	in.limited.WithLabelValues("commands")
 	in.limited.WithLabelValues("interactions")
 	if reg != nil {
-		reg.MustRegister(in.requests, in.produced, in.limited, in.duration)
+		reg.MustRegister(in.requests, in.produced, in.limited, in.duration, in.previous)
 	}
 	return in
 }
@@ -277,16 +281,17 @@ func (in *Ingress) serveVerified(w http.ResponseWriter, r *http.Request, next fu
 	if err != nil {
 		return fail(w, http.StatusBadRequest, "could not read request body")
 	}
-	secret, err := in.secret.Value()
-	if err != nil {
+	match, err := in.verifier.Verify(r.Header.Get(slackapi.HeaderTimestamp), r.Header.Get(slackapi.HeaderSignature), body)
+	if errors.Is(err, slackapi.ErrNoSigningSecret) {
 		in.log.Error("signing secret unavailable", "err", err)
-		if secret == "" {
-			return fail(w, http.StatusServiceUnavailable, "signing secret unavailable")
-		}
+		return fail(w, http.StatusServiceUnavailable, "signing secret unavailable")
 	}
-	if err := slackapi.Verify(secret, r.Header.Get(slackapi.HeaderTimestamp), r.Header.Get(slackapi.HeaderSignature), body, in.now()); err != nil {
+	if err != nil {
 		in.log.Warn("rejected unverified request", "path", r.URL.Path, "reason", err.Error(), "remote", r.RemoteAddr)
 		return fail(w, http.StatusUnauthorized, "invalid Slack signature: "+err.Error())
+	}
+	if match == slackapi.MatchPrevious {
+		in.previous.Inc()
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {

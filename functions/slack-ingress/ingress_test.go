@@ -49,7 +49,8 @@ func newRig(t *testing.T) *rig {
 	logs := &bytes.Buffer{}
 	r := &rig{db: pgtest.New(t), kafka: kc, slack: sl, logs: logs, now: time.Now()}
 	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
-	h := New(config.StaticSecret("SLACK_SIGNING_SECRET", secret), cl, slackModals{clients}, dbLookups{r.db.Pool}, 10*time.Minute,
+	v := slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", secret), 0, time.Now, slog.New(slog.DiscardHandler))
+	h := New(v, cl, slackModals{clients}, dbLookups{r.db.Pool}, 10*time.Minute,
 		slog.New(slog.NewJSONHandler(logs, nil)), nil)
 	r.srv = httptest.NewServer(h)
 	t.Cleanup(r.srv.Close)
@@ -253,11 +254,14 @@ func TestSlackDocumentedExampleThroughHTTP(t *testing.T) {
 		docBody   = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
 		docSig    = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
 	)
+	now := time.Unix(1531420618, 0)
 	in := &Ingress{
-		secret: config.StaticSecret("SLACK_SIGNING_SECRET", docSecret), log: slog.New(slog.DiscardHandler),
-		now:      func() time.Time { return time.Unix(1531420618, 0) },
+		verifier: slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", docSecret), 0, func() time.Time { return now }, slog.New(slog.DiscardHandler)),
+		log:      slog.New(slog.DiscardHandler),
+		now:      func() time.Time { return now },
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"endpoint", "status"}),
 		duration: newDurationHistogram(),
+		previous: prometheus.NewCounter(prometheus.CounterOpts{Name: "y"}),
 	}
 	srv := httptest.NewServer(in.routes())
 	defer srv.Close()
@@ -282,7 +286,7 @@ func TestSlackDocumentedExampleThroughHTTP(t *testing.T) {
 		t.Fatalf("tampered signature: %d, want 401", status)
 	}
 	// Six minutes later the same request is stale.
-	in.now = func() time.Time { return time.Unix(1531420618+360, 0) }
+	now = time.Unix(1531420618+360, 0)
 	if status, body := send(docSig); status != 401 || !strings.Contains(body, "window") {
 		t.Fatalf("stale request: %d %s", status, body)
 	}

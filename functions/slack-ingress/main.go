@@ -7,12 +7,20 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 )
 
 func main() {
-	function.Main(function.Spec{
+	function.Main(spec(time.Now))
+}
+
+// spec is the process; now is the clock of signature checks (timestamp
+// window, rotation grace), injected by tests.
+func spec(now func() time.Time) function.Spec {
+	return function.Spec{
 		Name:  "slack-ingress",
 		Needs: function.Needs{DB: true, Kafka: true, Slack: true},
 		Routes: func(d *function.Deps) (http.Handler, error) {
@@ -20,10 +28,11 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
-			return New(d.Config.SlackSigningSecret, d.Kafka, slackModals{d.Slack}, dbLookups{d.DB}, d.Config.LastCall, d.Log, d.Metrics,
+			v := slackapi.NewVerifier(d.Config.SlackSigningSecret, d.Config.SlackSigningGrace, now, d.Log)
+			return New(v, d.Kafka, slackModals{d.Slack}, dbLookups{d.DB}, d.Config.LastCall, d.Log, d.Metrics,
 				WithUserLimit(limit)), nil
 		},
-	})
+	}
 }
 
 // userLimit reads SLACK_USER_RATE_LIMIT: requests per Slack user per minute,

@@ -91,7 +91,7 @@ func TestRequestDurationOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			producer, lookups, ui := parts(t, tt.kafkaUp, tt.dbUp)
-			h := New(config.StaticSecret("SLACK_SIGNING_SECRET", secret), producer, ui, lookups, 10*time.Minute,
+			h := New(slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", secret), 0, time.Now, slog.New(slog.DiscardHandler)), producer, ui, lookups, 10*time.Minute,
 				slog.New(slog.DiscardHandler), reg)
 			if n := testutil.CollectAndCount(reg, "slack_ingress_request_duration_seconds"); n != len(endpoints)*3 {
 				t.Fatalf("%d duration series at start-up, want %d (every endpoint and outcome)", n, len(endpoints)*3)

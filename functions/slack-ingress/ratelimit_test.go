@@ -166,7 +166,8 @@ func newLimitRig(t *testing.T, opts ...Option) *limitRig {
 	r := &limitRig{kafka: &fakeProducer{}, slack: &fakeSlack{}, reg: prometheus.NewRegistry(),
 		now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
 	opts = append([]Option{withClock(func() time.Time { return r.now })}, opts...)
-	r.in = newIngress(config.StaticSecret("SLACK_SIGNING_SECRET", secret), r.kafka, r.slack, fakeLookups{}, 10*time.Minute,
+	v := slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", secret), 0, func() time.Time { return r.now }, slog.New(slog.DiscardHandler))
+	r.in = newIngress(v, r.kafka, r.slack, fakeLookups{}, 10*time.Minute,
 		slog.New(slog.DiscardHandler), r.reg, opts...)
 	r.h = r.in.routes()
 	return r

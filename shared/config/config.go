@@ -29,15 +29,33 @@ const (
 	MinAuditRetention     = 30 * 24 * time.Hour
 )
 
+// The signing-secret rotation grace (SLACK_SIGNING_SECRET_GRACE): a few
+// seconds covers a request Slack signed just before the rotation and
+// delivered after it; docs/adr/0015-secrets-and-tls.md has the reasoning.
+const (
+	DefaultSlackSigningGrace = 5 * time.Second
+	MaxSlackSigningGrace     = time.Minute
+)
+
 // Config is the typed configuration of one CoffeeBuddy process.
 type Config struct {
-	Port               int
-	DatabaseURL        string // empty: the caller decides (make run embeds one)
-	DatabaseMaxConns   int32
-	KafkaBrokers       []string // empty: the caller decides (make run embeds one)
+	Port             int
+	DatabaseURL      string // empty: the caller decides (make run embeds one)
+	DatabaseMaxConns int32
+	KafkaBrokers     []string // empty: the caller decides (make run embeds one)
+	// DatabasePassFile (PGPASSFILE) is the libpq password file the
+	// database password comes from (Vault agent renders it); it is read
+	// again for every new connection, so a rotated password needs no
+	// restart. Empty: the URL's own password, if any.
+	DatabasePassFile   string
 	SlackSigningSecret *Secret
-	SlackBotToken      *Secret
-	SlackAPIURL        string
+	// SlackSigningGrace is how long after this process sees a new signing
+	// secret a request signed with the previous one is still accepted:
+	// requests Slack signed just before the rotation are still in flight.
+	// 0 refuses the previous secret at once.
+	SlackSigningGrace time.Duration
+	SlackBotToken     *Secret
+	SlackAPIURL       string
 	// SlackLocal is true when no Slack credentials were configured and the
 	// local stand-in's defaults are in force.
 	SlackLocal bool
@@ -63,9 +81,10 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	var errs []error
 	c := Config{
-		DatabaseURL:  strings.TrimSpace(getenv("DATABASE_URL")),
-		KafkaBrokers: splitList(getenv("KAFKA_BROKERS")),
-		SlackAPIURL:  strings.TrimSpace(getenv("SLACK_API_URL")),
+		DatabaseURL:      strings.TrimSpace(getenv("DATABASE_URL")),
+		DatabasePassFile: strings.TrimSpace(getenv("PGPASSFILE")),
+		KafkaBrokers:     splitList(getenv("KAFKA_BROKERS")),
+		SlackAPIURL:      strings.TrimSpace(getenv("SLACK_API_URL")),
 	}
 	var err error
 	if c.Port, err = intVar(getenv, "PORT", 8080, 1, 65535); err != nil {
@@ -95,6 +114,9 @@ func Load(getenv func(string) string) (Config, error) {
 		// slip (90h for 90 days), not a policy, so refuse to start.
 		errs = append(errs, fmt.Errorf("AUDIT_RETENTION: %q is shorter than the %s minimum (write days as hours: 2160h is 90 days)",
 			getenv("AUDIT_RETENTION"), MinAuditRetention))
+	}
+	if c.SlackSigningGrace, err = graceVar(getenv, "SLACK_SIGNING_SECRET_GRACE", DefaultSlackSigningGrace, MaxSlackSigningGrace); err != nil {
+		errs = append(errs, err)
 	}
 	if d := strings.TrimSpace(getenv("COFFEE_DATA_DIR")); d != "" {
 		// Absolute, so the folder does not depend on where make run was
@@ -133,6 +155,20 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
+}
+
+// graceVar is a Go duration from 0 (none) to hi: a longer grace would keep a
+// leaked signing secret working after its rotation.
+func graceVar(getenv func(string) string, name string, def, hi time.Duration) (time.Duration, error) {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > hi {
+		return 0, fmt.Errorf("%s: %q is not a Go duration from 0s to %s", name, s, hi)
+	}
+	return d, nil
 }
 
 func splitList(s string) []string {

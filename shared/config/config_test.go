@@ -65,6 +65,12 @@ func TestLoadDefaults(t *testing.T) {
 	if c.DataDir != "" {
 		t.Errorf("DataDir = %q, want empty (temporary data)", c.DataDir)
 	}
+	if c.SlackSigningGrace != config.DefaultSlackSigningGrace {
+		t.Errorf("SlackSigningGrace = %v, want %v", c.SlackSigningGrace, config.DefaultSlackSigningGrace)
+	}
+	if c.DatabasePassFile != "" {
+		t.Errorf("DatabasePassFile = %q, want empty", c.DatabasePassFile)
+	}
 	if !c.SlackLocal {
 		t.Error("SlackLocal = false with no Slack credentials, want true")
 	}
@@ -149,6 +155,21 @@ func TestLoadValues(t *testing.T) {
 		{"database url", map[string]string{"DATABASE_URL": " postgres://u@h/db "}, func(t *testing.T, c config.Config) {
 			if c.DatabaseURL != "postgres://u@h/db" {
 				t.Errorf("DatabaseURL = %q", c.DatabaseURL)
+			}
+		}},
+		{"signing grace", map[string]string{"SLACK_SIGNING_SECRET_GRACE": "30s"}, func(t *testing.T, c config.Config) {
+			if c.SlackSigningGrace != 30*time.Second {
+				t.Errorf("SlackSigningGrace = %v", c.SlackSigningGrace)
+			}
+		}},
+		{"signing grace off", map[string]string{"SLACK_SIGNING_SECRET_GRACE": "0s"}, func(t *testing.T, c config.Config) {
+			if c.SlackSigningGrace != 0 {
+				t.Errorf("SlackSigningGrace = %v", c.SlackSigningGrace)
+			}
+		}},
+		{"pgpass file", map[string]string{"PGPASSFILE": " /vault/secrets/pgpass "}, func(t *testing.T, c config.Config) {
+			if c.DatabasePassFile != "/vault/secrets/pgpass" {
+				t.Errorf("DatabasePassFile = %q", c.DatabasePassFile)
 			}
 		}},
 		{"kafka brokers", map[string]string{"KAFKA_BROKERS": "a:9092, b:9092,,"}, func(t *testing.T, c config.Config) {
@@ -249,6 +270,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"AUDIT_RETENTION", "0s"},
 		{"SHUTDOWN_TIMEOUT", "soon"},
 		{"SHUTDOWN_TIMEOUT", "-1s"},
+		{"SLACK_SIGNING_SECRET_GRACE", "-1s"},
+		{"SLACK_SIGNING_SECRET_GRACE", "2m"},
+		{"SLACK_SIGNING_SECRET_GRACE", "a while"},
 		{"LOG_LEVEL", "loud"},
 		{"LOG_LEVEL", "trace"},
 	}

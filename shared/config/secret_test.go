@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,4 +153,64 @@ func TestSecretFromEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSecretRefresh: Refresh sees a rewrite at once, inside the re-check
+// interval Value honours, and versions count content changes only. The
+// rewrites keep the length and the modification time, as a rotated signing
+// secret (always 32 hex digits) renamed into place within one timestamp
+// tick would.
+func TestSecretRefresh(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "slack-signing-secret")
+	writeFile(t, path, "aaaa-first\n")
+	s, err := config.FileSecret("SLACK_SIGNING_SECRET", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func(content string) {
+		t.Helper()
+		tmp := filepath.Join(dir, ".rendered")
+		writeFile(t, tmp, content)
+		if err := os.Chtimes(tmp, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, get func() (string, uint64, error), want string, wantVersion uint64) {
+		t.Helper()
+		v, ver, err := get()
+		if err != nil || v != want || ver != wantVersion {
+			t.Fatalf("%s = %q, %d, %v; want %q, %d", what, v, ver, err, want, wantVersion)
+		}
+	}
+	check("Versioned", s.Versioned, "aaaa-first", 1)
+
+	replace("bbbb-other\n")
+	// Value re-reads at most once a second: just after the first read it
+	// still answers from memory. Refresh does not wait.
+	check("Versioned within the re-check interval", s.Versioned, "aaaa-first", 1)
+	check("Refresh", s.Refresh, "bbbb-other", 2)
+	check("Versioned after Refresh", s.Versioned, "bbbb-other", 2)
+
+	// The same content rewritten is not a change.
+	replace("bbbb-other\n")
+	check("Refresh of the same content", s.Refresh, "bbbb-other", 2)
+
+	// A failed read keeps value and version.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if v, ver, err := s.Refresh(); err == nil || v != "bbbb-other" || ver != 2 {
+		t.Fatalf("Refresh of a missing file = %q, %d, %v; want the last value and an error", v, ver, err)
+	}
+
+	static := config.StaticSecret("X", "fixed")
+	check("static Refresh", static.Refresh, "fixed", 1)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
 	"github.com/coffeebuddy/coffeebuddy/shared/config"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgpass"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -303,6 +304,9 @@ func connect(ctx context.Context, needs Needs, d *Deps) (_ func(), err error) {
 			return nil, fmt.Errorf("DATABASE_URL: %w", err) // pgx redacts the password
 		}
 		pcfg.MaxConns = d.Config.DatabaseMaxConns
+		// Vault rotates the role's password and rewrites PGPASSFILE: new
+		// connections read it again.
+		pgpass.ReadOnConnect(pcfg, d.Config.DatabaseURL, d.Config.DatabasePassFile)
 		if d.Breakers.Postgres != nil {
 			breaker.InstrumentPool(pcfg, d.Breakers.Postgres)
 		}

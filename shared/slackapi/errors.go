@@ -16,6 +16,14 @@ import (
 // msg_too_long, expired_url …). A few say Slack itself is in trouble and a
 // retry may succeed; they are listed here. Rate limits come as HTTP 429 and
 // are retried through slack.retry, never classified permanent.
+//
+// A refused token is transient too: while the bot token is rotated (Slack
+// revokes the old one at once, the new one reaches the pods through Vault
+// within seconds, docs/runbooks/rotate-slack-secrets.md) every call fails
+// with invalid_auth or token_revoked, and a retry with the new token
+// succeeds. Dropping those calls as permanent would lose the messages of
+// the rotation's window; retried, they are late, and a token that stays
+// wrong ends in the dead-letter topic, from where they can be replayed.
 var transientCodes = map[string]bool{
 	"internal_error":      true,
 	"fatal_error":         true,
@@ -23,6 +31,10 @@ var transientCodes = map[string]bool{
 	"request_timeout":     true,
 	"ratelimited":         true,
 	"rate_limited":        true,
+	"invalid_auth":        true,
+	"not_authed":          true,
+	"token_revoked":       true,
+	"token_expired":       true,
 }
 
 // ResponseError is a response_url's refusal: Slack's HTTP status and error

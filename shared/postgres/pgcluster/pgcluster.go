@@ -47,6 +47,23 @@ type Options struct {
 	// runs as the postgres OS user, which must be able to reach DataDir
 	// (see MkdirPrivate).
 	DataDir string
+	// TLS, when set, turns on ssl with this server certificate and key, so
+	// clients can connect as production does (sslmode=verify-full). URL
+	// and URLFor stay sslmode=disable: the postgres superuser may connect
+	// either way.
+	TLS *TLS
+	// PasswordAuth makes every role but postgres authenticate over TCP
+	// with scram-sha-256, as in production (the password from a pgpass
+	// file); with TLS those roles must also use TLS (hostssl, and
+	// hostnossl rejected). postgres stays trusted, so URL needs no
+	// password. Without it every connection is trusted.
+	PasswordAuth bool
+}
+
+// TLS is the server's certificate chain and private key, PEM-encoded.
+type TLS struct {
+	CertPEM []byte
+	KeyPEM  []byte
 }
 
 // Cluster is a running PostgreSQL server.
@@ -61,6 +78,9 @@ type Cluster struct {
 	logw     io.Writer
 	timeout  time.Duration // start-up bound
 	logFile  *os.File
+	owner    *owner // the server's OS user when running as root, else nil
+	tls      bool
+	hba      string // pg_hba.conf path when PasswordAuth, else ""
 
 	mu      sync.Mutex // guards srv and stopped; held across server start/stop
 	srv     *server    // nil while the server is stopped
@@ -120,6 +140,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		sockDir:  filepath.Join(dir, "sock"),
 		postgres: postgres,
 		cred:     cred,
+		owner:    owner,
 		timeout:  timeout,
 	}
 	if opts.DataDir != "" {
@@ -167,6 +188,20 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	} else if err := c.initdb(ctx, initdb, c.dataDir); err != nil {
 		return nil, err
+	}
+
+	// Outside the data directory, so a kept cluster's own files stay as
+	// they are; the temporary directory goes at Stop.
+	if opts.TLS != nil {
+		if err := c.writeTLS(opts.TLS.CertPEM, opts.TLS.KeyPEM); err != nil {
+			return nil, err
+		}
+		c.tls = true
+	}
+	if opts.PasswordAuth {
+		if err := c.writeHBA(); err != nil {
+			return nil, err
+		}
 	}
 
 	c.port = opts.Port
@@ -374,6 +409,14 @@ func (c *Cluster) startServer(ctx context.Context) error {
 		"-k", c.sockDir,
 		"-c", "max_connections=300",
 	}
+	if c.tls {
+		args = append(args, "-c", "ssl=on",
+			"-c", "ssl_cert_file="+filepath.Join(c.dir, tlsDir, "server.crt"),
+			"-c", "ssl_key_file="+filepath.Join(c.dir, tlsDir, "server.key"))
+	}
+	if c.hba != "" {
+		args = append(args, "-c", "hba_file="+c.hba, "-c", "password_encryption=scram-sha-256")
+	}
 	if !c.keep {
 		// Throwaway data: speed over crash safety. A kept cluster keeps
 		// PostgreSQL's durable defaults.
@@ -397,6 +440,124 @@ func (c *Cluster) startServer(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// tlsDir holds the server's certificate and key inside the cluster's
+// temporary directory.
+const tlsDir = "tls"
+
+// writeTLS writes the server's certificate and key where startServer points
+// ssl_cert_file and ssl_key_file. PostgreSQL refuses a key file others can
+// read: 0600, owned by the server's OS user. Each file is renamed into
+// place, so a reload never reads half of one.
+func (c *Cluster) writeTLS(certPEM, keyPEM []byte) error {
+	dir := filepath.Join(c.dir, tlsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tls dir: %w", err)
+	}
+	if c.owner != nil {
+		if err := os.Lchown(dir, c.owner.uid, c.owner.gid); err != nil {
+			return fmt.Errorf("chown tls dir to postgres: %w", err)
+		}
+	}
+	for name, b := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM} {
+		if len(b) == 0 {
+			return fmt.Errorf("tls: %s is empty", name)
+		}
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		if err := os.Chmod(tmp, 0o600); err != nil { // whatever the umask
+			return fmt.Errorf("tls: %w", err)
+		}
+		if c.owner != nil {
+			if err := os.Lchown(tmp, c.owner.uid, c.owner.gid); err != nil {
+				return fmt.Errorf("chown %s to postgres: %w", name, err)
+			}
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeHBA writes the pg_hba.conf of PasswordAuth: the superuser trusted
+// (on the socket and over TCP, for URL), every other role by password, and
+// with TLS only over TLS.
+func (c *Cluster) writeHBA() error {
+	lines := []string{
+		"# written by pgcluster (Options.PasswordAuth)",
+		"local all all trust",
+		"host all postgres 127.0.0.1/32 trust",
+	}
+	if c.tls {
+		lines = append(lines,
+			"hostssl all all 127.0.0.1/32 scram-sha-256",
+			"hostnossl all all 127.0.0.1/32 reject")
+	} else {
+		lines = append(lines, "host all all 127.0.0.1/32 scram-sha-256")
+	}
+	c.hba = filepath.Join(c.dir, "pg_hba.conf")
+	if err := os.WriteFile(c.hba, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pg_hba.conf: %w", err)
+	}
+	return nil
+}
+
+// ReloadTLS replaces the server's certificate and key and has the server
+// reload them (SIGHUP, as pg_ctl reload), as an operator rotates a
+// certificate without a restart. It returns once the server has reloaded:
+// connections opened after that get the new certificate.
+func (c *Cluster) ReloadTLS(ctx context.Context, certPEM, keyPEM []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.tls || c.srv == nil {
+		return errors.New("pgcluster: reload tls: the server is not running with TLS")
+	}
+	conn, err := pgx.Connect(ctx, c.URL())
+	if err != nil {
+		return fmt.Errorf("pgcluster: reload tls: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var before time.Time
+	if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+		return fmt.Errorf("pgcluster: reload tls: %w", err)
+	}
+	if err := c.writeTLS(certPEM, keyPEM); err != nil {
+		return fmt.Errorf("pgcluster: reload tls: %w", err)
+	}
+	if err := c.srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("pgcluster: reload tls: %w", err)
+	}
+	// The postmaster reloads asynchronously; a new session reports the
+	// time of the load it was started under.
+	for {
+		after, err := loadTime(ctx, c.URL())
+		if err != nil {
+			return fmt.Errorf("pgcluster: reload tls: %w", err)
+		}
+		if after.After(before) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgcluster: reload tls: no reload seen: %w (log: %s)", ctx.Err(), c.logTail())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func loadTime(ctx context.Context, url string) (time.Time, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer conn.Close(context.Background())
+	var t time.Time
+	err = conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&t)
+	return t, err
 }
 
 // StopServer shuts the server down (fast shutdown, as pg_ctl stop -m fast:

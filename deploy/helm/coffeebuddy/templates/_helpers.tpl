@@ -57,7 +57,7 @@ unnamed statement only (docs/adr/0016-helm-chart.md).
 {{- if not $r }}{{ fail (printf "database.roles has no role %q" $role) }}{{ end -}}
 {{- $params := list -}}
 {{- if $root.Values.pgbouncer.enabled -}}
-{{- $params = append $params (printf "sslmode=%s" (ternary "require" "disable" (ne $root.Values.pgbouncer.tls.secretName ""))) -}}
+{{- $params = append $params (printf "sslmode=%s" (ternary $root.Values.pgbouncer.tls.clientSSLMode "disable" (ne $root.Values.pgbouncer.tls.secretName ""))) -}}
 {{- $params = append $params "default_query_exec_mode=cache_describe" -}}
 {{- with $root.Values.pgbouncer.clientExtraParams }}{{ $params = append $params . }}{{ end -}}
 {{- else -}}
