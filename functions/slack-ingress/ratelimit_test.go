@@ -3,27 +3,33 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/blocks"
 	"github.com/coffeebuddy/coffeebuddy/shared/config"
+	"github.com/coffeebuddy/coffeebuddy/shared/events"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
+	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
-	"github.com/coffeebuddy/coffeebuddy/shared/store"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // These tests drive the per-user limit through the HTTP handler with signed
-// requests, a fake clock, and in-memory fakes for Kafka, Slack and the
-// database: the limit is decided before any of them is touched.
+// requests on an injected clock, against the real parts: a Kafka-protocol
+// cluster (what was produced is read back from slack.events), PostgreSQL,
+// and the Slack stand-in behind the production adapters (the modals opened
+// and the ephemerals posted are what it recorded).
 
 func TestUserLimiterSlidingWindow(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
@@ -97,83 +103,39 @@ func TestUserLimiterForgetsIdleUsers(t *testing.T) {
 
 // ---- through the handler -------------------------------------------------
 
-type fakeProducer struct {
-	mu   sync.Mutex
-	recs []*kgo.Record
-}
-
-func (p *fakeProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.recs = append(p.recs, rs...)
-	out := make(kgo.ProduceResults, len(rs))
-	for i, r := range rs {
-		out[i] = kgo.ProduceResult{Record: r}
-	}
-	return out
-}
-
-func (p *fakeProducer) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.recs)
-}
-
-type fakeSlack struct {
-	mu         sync.Mutex
-	modals     int
-	ephemerals []string // "response_url text"
-}
-
-func (s *fakeSlack) OpenModal(context.Context, string, []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.modals++
-	return nil
-}
-
-func (s *fakeSlack) Ephemeral(_ context.Context, responseURL, text string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ephemerals = append(s.ephemerals, responseURL+" "+text)
-	return nil
-}
-
-type fakeLookups struct{}
-
-func (fakeLookups) Prefill(context.Context, string, string, string) (blocks.Prefill, error) {
-	return blocks.Prefill{}, nil
-}
-func (fakeLookups) OrderingOpen(context.Context, string, string, time.Time) (bool, error) {
-	return true, nil
-}
-func (fakeLookups) History(context.Context, string, string, int) ([]store.HistoryEntry, int, error) {
-	return nil, 0, nil
-}
-
-// limitRig is an Ingress on a fake clock.
+// limitRig is an Ingress on an injected clock (the verifier reads the same
+// clock, so requests signed at the rig's time verify) wired to real parts: a
+// Kafka-protocol cluster, its own PostgreSQL database, and the Slack
+// stand-in behind the production adapters.
 type limitRig struct {
 	in    *Ingress
-	h     http.Handler
-	kafka *fakeProducer
-	slack *fakeSlack
+	srv   *httptest.Server
+	kafka *kafkatest.Cluster
+	slack *slackstandin.Server
 	reg   *prometheus.Registry
-	now   time.Time
+	clock *clock
 }
 
 func newLimitRig(t *testing.T, opts ...Option) *limitRig {
 	t.Helper()
-	r := &limitRig{kafka: &fakeProducer{}, slack: &fakeSlack{}, reg: prometheus.NewRegistry(),
-		now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
-	opts = append([]Option{withClock(func() time.Time { return r.now })}, opts...)
-	v := slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", secret), 0, func() time.Time { return r.now }, slog.New(slog.DiscardHandler))
-	r.in = newIngress(v, r.kafka, r.slack, fakeLookups{}, 10*time.Minute,
+	r := &limitRig{kafka: kafkatest.New(t), slack: slackstandin.NewTestServer(t, slackstandin.Options{}),
+		reg: prometheus.NewRegistry(), clock: &clock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}}
+	producer, err := kafka.NewClient(r.kafka.Brokers, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), r.slack.APIURL())
+	v := slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", secret), 0, r.clock.Now, slog.New(slog.DiscardHandler))
+	opts = append([]Option{withClock(r.clock.Now)}, opts...)
+	r.in = newIngress(v, producer, slackModals{clients}, dbLookups{pgtest.New(t).Pool}, 10*time.Minute,
 		slog.New(slog.DiscardHandler), r.reg, opts...)
-	r.h = r.in.routes()
+	r.srv = httptest.NewServer(r.in.routes())
+	t.Cleanup(r.srv.Close)
 	return r
 }
 
-func (r *limitRig) advance(d time.Duration) { r.now = r.now.Add(d) }
+func (r *limitRig) advance(d time.Duration) { r.clock.Advance(d) }
 
 // send posts body to path, signed at the rig's clock (badSig: signed with
 // another secret).
@@ -183,13 +145,24 @@ func (r *limitRig) send(t *testing.T, path, body string, badSig bool) (int, stri
 	if badSig {
 		key = "not-the-secret"
 	}
-	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	ts := r.clock.Now().Unix()
+	req, err := http.NewRequest(http.MethodPost, r.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set(slackapi.HeaderTimestamp, strconv.FormatInt(r.now.Unix(), 10))
-	req.Header.Set(slackapi.HeaderSignature, slackapi.Sign(key, r.now.Unix(), []byte(body)))
-	rec := httptest.NewRecorder()
-	r.h.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.String()
+	req.Header.Set(slackapi.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(slackapi.HeaderSignature, slackapi.Sign(key, ts, []byte(body)))
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func (r *limitRig) limitedTotal(t *testing.T, endpoint string) float64 {
@@ -214,28 +187,107 @@ func (r *limitRig) limitedTotal(t *testing.T, endpoint string) float64 {
 	return 0
 }
 
+// quiet is how long the topic must stay without a further record for a
+// count of what was produced to be exact. Every accepted request was
+// produced (acks=all) before it was answered, so the records counted are
+// already in the cluster: the wait only gives a record that should not
+// exist the time to show up.
+const quiet = time.Second
+
+// tally is what one user made produce: the event's type and whose request
+// it carried.
+type tally struct {
+	who user
+	typ string
+}
+
+// produced reads slack.events from the start and returns what each user
+// made produce. It fails unless there are exactly want records: it asks
+// for one more than want, so it always waits quiet for a record too many.
+func (r *limitRig) produced(t *testing.T, want int) map[tally]int {
+	t.Helper()
+	recs := r.kafka.Consume(t, events.TopicSlackEvents, want+1, quiet)
+	if len(recs) != want {
+		t.Fatalf("%d records in %s, want %d", len(recs), events.TopicSlackEvents, want)
+	}
+	out := map[tally]int{}
+	for _, rec := range recs {
+		ev, err := kafka.Event(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var who struct {
+			Team string `json:"team_id"`
+			User string `json:"user_id"`
+		}
+		if err := ev.DataAs(&who); err != nil {
+			t.Fatal(err)
+		}
+		out[tally{user{who.Team, who.User}, ev.Type()}]++
+	}
+	return out
+}
+
+func (r *limitRig) wantProduced(t *testing.T, want map[tally]int) {
+	t.Helper()
+	n := 0
+	for _, c := range want {
+		n += c
+	}
+	if got := r.produced(t, n); !maps.Equal(got, want) {
+		t.Fatalf("produced %v, want %v", got, want)
+	}
+}
+
+// waitForModals waits until views.open has been called n times in all.
+func (r *limitRig) waitForModals(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.slack.WaitForCalls(ctx, "views.open", n); err != nil {
+		t.Fatalf("waiting for %d views.open: %v (got %d)", n, err, len(r.slack.Calls("views.open")))
+	}
+}
+
+// noModals checks that no order form was opened for u. A refusal never
+// starts opening one, so there is nothing to wait for; callers check after
+// produced, whose quiet wait would let a stray views.open arrive.
+func (r *limitRig) noModals(t *testing.T, u user) {
+	t.Helper()
+	if n := len(r.slack.Calls("views.open")); n != 0 {
+		t.Errorf("views.open called %d times", n)
+	}
+	if v := r.slack.Views(u.id); len(v) != 0 {
+		t.Errorf("%d views opened for %s", len(v), u.id)
+	}
+}
+
 // user is one Slack person sending requests.
 type user struct{ team, id string }
 
-func (u user) command(name string) string {
+// Requests carry what Slack's do: a response_url and a trigger_id issued
+// by the stand-in for the user, so a views.open or a response_url post
+// the ingress makes for them succeeds and is recorded.
+
+func (r *limitRig) command(u user, name string) string {
 	return url.Values{
 		"team_id": {u.team}, "channel_id": {"C1"}, "user_id": {u.id}, "user_name": {"someone"},
-		"command": {name}, "text": {""}, "response_url": {"https://hooks.slack.com/commands/T/1/x"},
-		"trigger_id": {"trigger-1"},
+		"command": {name}, "text": {""}, "response_url": {r.slack.NewResponseURL("C1", u.id)},
+		"trigger_id": {r.slack.NewTriggerID(u.id)},
 	}.Encode()
 }
 
-func (u user) click(action string) string {
+func (r *limitRig) click(u user, action string) string {
 	b, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "team": map[string]string{"id": u.team}, "user": map[string]string{"id": u.id, "name": "someone"},
-		"channel": map[string]string{"id": "C1"}, "response_url": "https://hooks.slack.com/actions/T/1/click-" + u.id,
-		"trigger_id": "trigger-2",
+		"channel": map[string]string{"id": "C1"}, "response_url": r.slack.NewResponseURL("C1", u.id),
+		"trigger_id": r.slack.NewTriggerID(u.id),
 		"actions":    []map[string]string{{"action_id": action, "block_id": "run_actions", "value": "run-1"}},
 	})
 	return url.Values{"payload": {string(b)}}.Encode()
 }
 
-func (u user) submitOrder() string {
+func submitOrder(u user) string {
 	b, _ := json.Marshal(map[string]any{
 		"type": "view_submission", "team": map[string]string{"id": u.team}, "user": map[string]string{"id": u.id},
 		"view": map[string]any{
@@ -251,7 +303,7 @@ func (u user) submitOrder() string {
 	return url.Values{"payload": {string(b)}}.Encode()
 }
 
-func (u user) closeModal() string {
+func closeModal(u user) string {
 	b, _ := json.Marshal(map[string]any{
 		"type": "view_closed", "team": map[string]string{"id": u.team}, "user": map[string]string{"id": u.id},
 		"view": map[string]any{"callback_id": blocks.CallbackOrder},
@@ -263,15 +315,36 @@ func (u user) closeModal() string {
 func (r *limitRig) burn(t *testing.T, u user, n int) {
 	t.Helper()
 	for i := range n {
-		if status, body := r.send(t, "/slack/commands", u.command("/coffee-cancel"), false); status != 200 || !strings.Contains(body, "Cancelling") {
+		if status, body := r.send(t, "/slack/commands", r.command(u, "/coffee-cancel"), false); status != 200 || !strings.Contains(body, "Cancelling") {
 			t.Fatalf("request %d of %s: %d %s", i+1, u.id, status, body)
 		}
 	}
 }
 
+// toldSlowDown returns the ephemerals shown to u through a response_url
+// that ask them to slow down, after the ingress's background answers.
+func (r *limitRig) toldSlowDown(t *testing.T, u user) []slackstandin.Message {
+	t.Helper()
+	r.in.told.Wait()
+	var out []slackstandin.Message
+	for _, m := range r.slack.Ephemerals(u.id) {
+		if !strings.Contains(m.Text, slowDown) {
+			t.Errorf("unexpected ephemeral to %s: %q", u.id, m.Text)
+			continue
+		}
+		if m.Via != slackstandin.MethodResponseURL || m.Channel != "C1" {
+			t.Errorf("slow-down reached %s via %s in %s, want the click's response_url in C1", u.id, m.Via, m.Channel)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+const slowDown = "That's a lot of CoffeeBuddy in one minute"
+
 func TestPerUserLimitThroughHandler(t *testing.T) {
 	alice, bob, aliceElsewhere := user{"T1", "UALICE"}, user{"T1", "UBOB"}, user{"T2", "UALICE"}
-	const slowDown = "That's a lot of CoffeeBuddy in one minute"
+	cancels := func(u user, n int) map[tally]int { return map[tally]int{{u, events.TypeCommandCancel}: n} }
 	tests := []struct {
 		name string
 		run  func(t *testing.T, r *limitRig)
@@ -279,7 +352,7 @@ func TestPerUserLimitThroughHandler(t *testing.T) {
 		{"the 101st command in a minute gets a polite ephemeral and does nothing", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 100)
 			r.advance(20 * time.Second)
-			status, body := r.send(t, "/slack/commands", alice.command("/coffee"), false)
+			status, body := r.send(t, "/slack/commands", r.command(alice, "/coffee"), false)
 			var ack blocks.Ephemeral
 			if err := json.Unmarshal([]byte(body), &ack); err != nil || status != 200 || ack.ResponseType != "ephemeral" ||
 				!strings.Contains(ack.Text, slowDown) || !strings.Contains(ack.Text, "up to 100 requests a minute") ||
@@ -287,46 +360,57 @@ func TestPerUserLimitThroughHandler(t *testing.T) {
 				t.Fatalf("limited /coffee: %d %q (%v)", status, body, err)
 			}
 			r.in.told.Wait()
-			if n := r.kafka.count(); n != 100 {
-				t.Errorf("%d events produced, want the 100 accepted", n)
-			}
-			if r.slack.modals != 0 {
-				t.Errorf("a limited /coffee opened the order form")
-			}
+			r.wantProduced(t, cancels(alice, 100))
+			r.noModals(t, alice)
 			if got := r.limitedTotal(t, "commands"); got != 1 {
 				t.Errorf("commands refusals counted %v, want 1", got)
+			}
+			if got := r.toldSlowDown(t, alice); len(got) != 0 {
+				t.Errorf("a limited command was also answered through its response_url: %v", got)
+			}
+			// Once the window has moved on, the same /coffee opens the form.
+			r.advance(40 * time.Second)
+			if _, body := r.send(t, "/slack/commands", r.command(alice, "/coffee"), false); !strings.Contains(body, "Opening your order form") {
+				t.Fatalf("/coffee after the window: %q", body)
+			}
+			r.waitForModals(t, 1)
+			if v := r.slack.Views(alice.id); len(v) != 1 || v[0].CallbackID != blocks.CallbackOrder {
+				t.Fatalf("views for alice %+v, want the order form", v)
 			}
 		}},
 		{"one user's burst does not limit another, nor the same id in another workspace", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 100)
-			if _, body := r.send(t, "/slack/commands", alice.command("/coffee-cancel"), false); !strings.Contains(body, slowDown) {
+			if _, body := r.send(t, "/slack/commands", r.command(alice, "/coffee-cancel"), false); !strings.Contains(body, slowDown) {
 				t.Fatalf("alice's 101st: %q", body)
 			}
 			r.burn(t, bob, 100)
 			r.burn(t, aliceElsewhere, 100)
-			if n := r.kafka.count(); n != 300 {
-				t.Errorf("%d events, want 300", n)
-			}
+			r.wantProduced(t, map[tally]int{
+				{alice, events.TypeCommandCancel}:          100,
+				{bob, events.TypeCommandCancel}:            100,
+				{aliceElsewhere, events.TypeCommandCancel}: 100,
+			})
 		}},
 		{"the window recovers: a minute after the first request there is room again", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 50)
 			r.advance(30 * time.Second)
 			r.burn(t, alice, 50)
 			r.advance(29 * time.Second)
-			if _, body := r.send(t, "/slack/commands", alice.command("/coffee-cancel"), false); !strings.Contains(body, "try again in 1 second.") {
+			if _, body := r.send(t, "/slack/commands", r.command(alice, "/coffee-cancel"), false); !strings.Contains(body, "try again in 1 second.") {
 				t.Fatalf("at 59 s: %q", body)
 			}
 			r.advance(time.Second) // the first 50 leave the window
 			r.burn(t, alice, 50)
-			if _, body := r.send(t, "/slack/commands", alice.command("/coffee-cancel"), false); !strings.Contains(body, "try again in 30 seconds") {
+			if _, body := r.send(t, "/slack/commands", r.command(alice, "/coffee-cancel"), false); !strings.Contains(body, "try again in 30 seconds") {
 				t.Fatalf("after 50 more at 60 s: %q", body)
 			}
 			r.advance(30 * time.Second)
 			r.burn(t, alice, 50)
+			r.wantProduced(t, cancels(alice, 200))
 		}},
 		{"unverified requests never count against the user they name", func(t *testing.T, r *limitRig) {
 			for range 150 {
-				if status, _ := r.send(t, "/slack/commands", alice.command("/coffee-cancel"), true); status != 401 {
+				if status, _ := r.send(t, "/slack/commands", r.command(alice, "/coffee-cancel"), true); status != 401 {
 					t.Fatalf("forged request: %d, want 401", status)
 				}
 			}
@@ -334,78 +418,84 @@ func TestPerUserLimitThroughHandler(t *testing.T) {
 			if got := r.limitedTotal(t, "commands"); got != 0 {
 				t.Errorf("refusals %v after forged requests, want 0", got)
 			}
+			r.wantProduced(t, cancels(alice, 100))
 		}},
 		{"a limited click is acked empty and the person is told once through its response_url", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 100)
 			for i := range 3 {
-				status, body := r.send(t, "/slack/interactions", alice.click(blocks.ActionVolunteer), false)
+				status, body := r.send(t, "/slack/interactions", r.click(alice, blocks.ActionVolunteer), false)
 				if status != 200 || body != "" {
 					t.Fatalf("limited click %d: %d %q, want an empty 200", i+1, status, body)
 				}
 			}
-			r.in.told.Wait()
-			if len(r.slack.ephemerals) != 1 || !strings.HasPrefix(r.slack.ephemerals[0], "https://hooks.slack.com/actions/T/1/click-UALICE ") ||
-				!strings.Contains(r.slack.ephemerals[0], slowDown) {
-				t.Fatalf("ephemerals %q, want one through the click's response_url", r.slack.ephemerals)
+			if got := r.toldSlowDown(t, alice); len(got) != 1 {
+				t.Fatalf("told %d times through a response_url, want once: %+v", len(got), got)
 			}
-			if n := r.kafka.count(); n != 100 {
-				t.Errorf("%d events, want 100 (no click produced)", n)
-			}
+			r.wantProduced(t, cancels(alice, 100)) // no click produced
 			if got := r.limitedTotal(t, "interactions"); got != 3 {
 				t.Errorf("interactions refusals %v, want 3", got)
 			}
 			// Told again in the next spell, not before.
 			r.advance(time.Minute)
 			r.burn(t, alice, 100)
-			r.send(t, "/slack/interactions", alice.click(blocks.ActionVolunteer), false)
-			r.in.told.Wait()
-			if len(r.slack.ephemerals) != 2 {
-				t.Fatalf("%d ephemerals after a second spell, want 2", len(r.slack.ephemerals))
+			r.send(t, "/slack/interactions", r.click(alice, blocks.ActionVolunteer), false)
+			if got := r.toldSlowDown(t, alice); len(got) != 2 {
+				t.Fatalf("told %d times after a second spell, want 2", len(got))
 			}
 		}},
 		{"a limited Add my order opens no form", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 100)
-			if status, _ := r.send(t, "/slack/interactions", alice.click(blocks.ActionAddOrder), false); status != 200 {
-				t.Fatalf("status %d", status)
+			if status, body := r.send(t, "/slack/interactions", r.click(alice, blocks.ActionAddOrder), false); status != 200 || body != "" {
+				t.Fatalf("limited Add my order: %d %q", status, body)
 			}
-			r.in.told.Wait()
-			if r.slack.modals != 0 {
-				t.Fatalf("order form opened for a limited click")
+			if got := r.toldSlowDown(t, alice); len(got) != 1 {
+				t.Errorf("told %d times, want once", len(got))
+			}
+			r.wantProduced(t, cancels(alice, 100))
+			r.noModals(t, alice)
+			// Bob, under the limit, gets his form from the same button.
+			r.send(t, "/slack/interactions", r.click(bob, blocks.ActionAddOrder), false)
+			r.waitForModals(t, 1)
+			if n := len(r.slack.Views(bob.id)); n != 1 {
+				t.Errorf("%d forms opened for bob, want 1", n)
+			}
+			if n := len(r.slack.Views(alice.id)); n != 0 {
+				t.Errorf("%d forms opened for alice, want none", n)
 			}
 		}},
 		{"a limited order submission keeps the form open with a field error", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 100)
 			r.advance(15 * time.Second)
-			status, body := r.send(t, "/slack/interactions", alice.submitOrder(), false)
+			status, body := r.send(t, "/slack/interactions", submitOrder(alice), false)
 			if status != 200 || !strings.Contains(body, `"response_action":"errors"`) || !strings.Contains(body, `"drink"`) ||
 				!strings.Contains(body, "wait 45 seconds, then press Place order again") {
 				t.Fatalf("limited submission: %d %s", status, body)
 			}
 			r.advance(45 * time.Second)
-			if status, body := r.send(t, "/slack/interactions", alice.submitOrder(), false); status != 200 || body != "" {
+			if status, body := r.send(t, "/slack/interactions", submitOrder(alice), false); status != 200 || body != "" {
 				t.Fatalf("submission after the wait: %d %q, want the empty 200 that closes the form", status, body)
 			}
-			if n := r.kafka.count(); n != 101 {
-				t.Errorf("%d events, want 101", n)
-			}
+			r.wantProduced(t, map[tally]int{{alice, events.TypeCommandCancel}: 100, {alice, events.TypeOrderSubmitted}: 1})
 		}},
 		{"commands and interactions share one budget; closing a form is acked as always", func(t *testing.T, r *limitRig) {
 			r.burn(t, alice, 60)
 			for range 40 {
-				if status, _ := r.send(t, "/slack/interactions", alice.click(blocks.ActionMyUsual), false); status != 200 {
+				if status, _ := r.send(t, "/slack/interactions", r.click(alice, blocks.ActionMyUsual), false); status != 200 {
 					t.Fatal(status)
 				}
 			}
-			if status, body := r.send(t, "/slack/interactions", alice.closeModal(), false); status != 200 || body != "" {
+			if status, body := r.send(t, "/slack/interactions", closeModal(alice), false); status != 200 || body != "" {
 				t.Fatalf("view_closed over the limit: %d %q", status, body)
 			}
-			if _, body := r.send(t, "/slack/commands", alice.command("/coffee-history"), false); !strings.Contains(body, slowDown) {
+			if _, body := r.send(t, "/slack/commands", r.command(alice, "/coffee-history"), false); !strings.Contains(body, slowDown) {
 				t.Fatalf("/coffee-history over the limit: %q", body)
 			}
+			r.wantProduced(t, map[tally]int{{alice, events.TypeCommandCancel}: 60, {alice, events.TypeOrderUsual}: 40})
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			tt.run(t, newLimitRig(t))
 		})
 	}
@@ -419,7 +509,7 @@ func TestUserLimitConfiguration(t *testing.T) {
 	t.Run("a smaller limit", func(t *testing.T) {
 		r := newLimitRig(t, WithUserLimit(3))
 		r.burn(t, user{"T1", "U1"}, 3)
-		if _, body := r.send(t, "/slack/commands", user{"T1", "U1"}.command("/coffee-cancel"), false); !strings.Contains(body, "up to 3 requests a minute") {
+		if _, body := r.send(t, "/slack/commands", r.command(user{"T1", "U1"}, "/coffee-cancel"), false); !strings.Contains(body, "up to 3 requests a minute") {
 			t.Fatalf("4th: %q", body)
 		}
 	})
@@ -450,11 +540,27 @@ func TestUserLimitConfiguration(t *testing.T) {
 func TestHealthReportsUptime(t *testing.T) {
 	r := newLimitRig(t)
 	r.advance(90*time.Second + 400*time.Millisecond)
+	get := func(method, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, r.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		rec := httptest.NewRecorder()
-		r.h.ServeHTTP(rec, httptest.NewRequest(method, "/health", nil))
-		if rec.Code != 200 || rec.Header().Get("Cache-Control") != "no-store" {
-			t.Fatalf("%s /health: %d %v", method, rec.Code, rec.Header())
+		resp, body := get(method, "/health")
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%s /health: %d %v", method, resp.StatusCode, resp.Header)
 		}
 		if method == http.MethodHead {
 			continue
@@ -464,7 +570,7 @@ func TestHealthReportsUptime(t *testing.T) {
 			UptimeSeconds int64  `json:"uptime_seconds"`
 			StartedAt     string `json:"started_at"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatal(err)
 		}
 		if got.Status != "ok" || got.UptimeSeconds != 90 || got.StartedAt != "2026-12-03T09:00:00Z" {
@@ -473,9 +579,7 @@ func TestHealthReportsUptime(t *testing.T) {
 	}
 	// Only /health: the runtime's /health/liveness and /health/readiness
 	// are not the ingress's to answer, and Kong exposes just /health.
-	rec := httptest.NewRecorder()
-	r.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health/readiness", nil))
-	if rec.Code != http.StatusNotFound {
-		t.Fatalf("/health/readiness through the ingress's own routes: %d", rec.Code)
+	if resp, _ := get(http.MethodGet, "/health/readiness"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/health/readiness through the ingress's own routes: %d", resp.StatusCode)
 	}
 }
