@@ -52,8 +52,8 @@ func New(s *store.Store, sl *slackapi.Clients, p Publisher, now func() time.Time
 //  3. the runner is DMed once per run (key "runner-dm:<run id>") unless
 //     reminder_sent_at says a DM went out; then reminder_sent_at, the
 //     runner_dmed audit row and the reminder's timer (run-timer reminds
-//     on time) are written in the transaction that marks the event
-//     processed, also when the DM was found already sent.
+//     on time) are written once per run (recordDM), also when the DM was
+//     found already sent; then the event is marked processed.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var rc events.RunClosed
 	if err := e.DataAs(&rc); err != nil {
@@ -90,23 +90,12 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		}
 	}
 	var timerIDs []int64
-	_, err = h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
-		if dmChannel == "" {
-			return nil
+	if dmChannel != "" {
+		if timerIDs, err = h.recordDM(ctx, run, dmChannel, e.ID()); err != nil {
+			return nil, err
 		}
-		if err := store.MarkRunnerDMed(ctx, tx, id, h.now()); err != nil {
-			return err
-		}
-		if err := audit.Record(ctx, tx, audit.Entry{
-			EventType: audit.RunnerDMed, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: id, CEID: e.ID(),
-			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel},
-		}); err != nil {
-			return err
-		}
-		timerIDs, err = timers.Schedule(ctx, tx, source, id, timers.Remind)
-		return err
-	})
-	if err != nil {
+	}
+	if _, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil }); err != nil {
 		return nil, err
 	}
 	if err := h.outbox.Publish(ctx, timerIDs...); err != nil {
@@ -121,6 +110,32 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		log.Info("runner not DMed", "status", run.Status, "reminder_sent_at", run.ReminderSentAt)
 	}
 	return nil, nil
+}
+
+// recordDM writes reminder_sent_at, the runner_dmed audit row and the
+// reminder's timer for the DM in dmChannel, unless a DM is recorded already.
+// It is not part of the Once that marks the event processed: a concurrent
+// copy of the event that found the run completed marks it processed without
+// a DM, and the copy whose DM Slack took must still record it.
+func (h *Handler) recordDM(ctx context.Context, run coffee.Run, dmChannel, ceID string) (timerIDs []int64, err error) {
+	err = pgx.BeginFunc(ctx, h.store.DB, func(tx pgx.Tx) error {
+		first, err := store.RecordFirstRunnerDM(ctx, tx, run.ID, h.now())
+		if err != nil || !first {
+			return err
+		}
+		if err := audit.Record(ctx, tx, audit.Entry{
+			EventType: audit.RunnerDMed, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: run.ID, CEID: ceID,
+			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel},
+		}); err != nil {
+			return err
+		}
+		timerIDs, err = timers.Schedule(ctx, tx, source, run.ID, timers.Remind)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record the runner DM for run %s: %w", run.ID, err)
+	}
+	return timerIDs, nil
 }
 
 // threadReply posts who goes and why, once per run (a run closes once). A

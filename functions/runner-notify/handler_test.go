@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,6 +258,47 @@ func TestRedeliveredRunClosedDoesNotDMTwice(t *testing.T) {
 	}
 	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_dmed'`); n != 1 {
 		t.Fatalf("%d runner_dmed rows, want 1", n)
+	}
+}
+
+// Two copies of one run.closed run at once (the broker may deliver twice):
+// while the first copy's DM is in flight, the runner completes the run and
+// the second copy runs to the end, finds the run completed, DMs nobody and
+// marks the event processed. The first copy's DM must still be recorded,
+// once (the chaos run's shuffled phase found this).
+func TestDMRecordedWhenAConcurrentCopyFinishedFirst(t *testing.T) {
+	r := newRig(t)
+	r.openRun(threeOrders...)
+	e := r.closeRun("ce-1", "last_call")
+	var once sync.Once
+	r.slack.SetFault("chat.postMessage", func(c slackstandin.Call) (int, time.Duration, bool) {
+		if !strings.HasPrefix(c.Params["channel"], "D") {
+			return 0, 0, false
+		}
+		once.Do(func() {
+			r.tx(func(tx pgx.Tx) error {
+				_, err := store.CompleteRun(context.Background(), tx, r.run.ID, "U2", clock.Add(time.Minute))
+				return err
+			})
+			if _, err := r.h.Handle(context.Background(), e); err != nil {
+				t.Errorf("second copy: %v", err)
+			}
+		})
+		return 0, 0, false
+	})
+	r.handle(e)
+	if n := len(r.slack.Messages(r.slack.DMChannel("U2"))); n != 1 {
+		t.Fatalf("%d DMs, want 1", n)
+	}
+	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_dmed' AND ce_id = 'ce-1'`); n != 1 {
+		t.Fatalf("%d runner_dmed rows, want 1", n)
+	}
+	if run := r.current(); !run.ReminderSentAt.Equal(clock) {
+		t.Fatalf("reminder_sent_at = %v, want %v", run.ReminderSentAt, clock)
+	}
+	r.handle(e) // and a third copy, later, changes nothing
+	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_dmed'`); n != 1 {
+		t.Fatalf("%d runner_dmed rows after a redelivery, want 1", n)
 	}
 }
 

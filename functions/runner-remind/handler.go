@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -38,9 +39,9 @@ func New(s *store.Store, sl *slackapi.Clients, now func() time.Time) *Handler {
 // counts a reminder when it claims it, so each reminder is one DM, even
 // when a crash came between Slack accepting it and our commit. After the
 // DM, reminder_sent_at (which run-tick's next reminder counts from) and the
-// runner_reminded audit row are written in the transaction that marks the
-// event processed, also when the DM was found already sent; a redelivery
-// of a handled event sends nothing.
+// runner_reminded audit row are written once per reminder (record), also
+// when the DM was found already sent; then the event is marked processed.
+// A redelivery of a handled event sends nothing.
 func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	var fact events.RunFact
 	if err := e.DataAs(&fact); err != nil {
@@ -79,19 +80,12 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 			}
 		}
 	}
-	_, err = h.store.Once(ctx, consumer, e.ID(), func(tx pgx.Tx) error {
-		if dmChannel == "" {
-			return nil
+	if dmChannel != "" {
+		if err := h.record(ctx, run, dmChannel, e.ID()); err != nil {
+			return nil, err
 		}
-		if err := store.MarkRunnerDMed(ctx, tx, id, h.now()); err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, audit.Entry{
-			EventType: audit.RunnerReminded, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: id, CEID: e.ID(),
-			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel, "reminder": run.ReminderCount},
-		})
-	})
-	if err != nil {
+	}
+	if _, err := h.store.Once(ctx, consumer, e.ID(), func(pgx.Tx) error { return nil }); err != nil {
 		return nil, err
 	}
 	if dmChannel == "" {
@@ -100,4 +94,26 @@ func (h *Handler) Handle(ctx context.Context, e event.Event) (*event.Event, erro
 		log.Info("runner reminded", "runner", run.RunnerUserID, "reminder", run.ReminderCount)
 	}
 	return nil, nil
+}
+
+// record writes reminder_sent_at and the runner_reminded audit row for the
+// reminder DMed in dmChannel, unless that reminder is recorded already. It
+// is not part of the Once that marks the event processed: a concurrent copy
+// of the event that found the run completed marks it processed without a
+// DM, and the copy whose DM Slack took must still record it.
+func (h *Handler) record(ctx context.Context, run coffee.Run, dmChannel, ceID string) error {
+	err := pgx.BeginFunc(ctx, h.store.DB, func(tx pgx.Tx) error {
+		first, err := store.RecordRunnerReminder(ctx, tx, run.ID, run.ReminderCount, h.now())
+		if err != nil || !first {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Entry{
+			EventType: audit.RunnerReminded, TeamID: run.TeamID, ChannelID: run.ChannelID, RunID: run.ID, CEID: ceID,
+			Details: map[string]any{"runner": run.RunnerUserID, "dm_channel": dmChannel, "reminder": run.ReminderCount},
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("record reminder %d for run %s: %w", run.ReminderCount, run.ID, err)
+	}
+	return nil
 }

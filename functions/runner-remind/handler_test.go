@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,6 +164,43 @@ func TestReminderAlreadySentUnderItsKey(t *testing.T) {
 				t.Fatalf("%d runner_reminded rows, want 1", n)
 			}
 		})
+	}
+}
+
+// Two copies of one reminder_due run at once: while the first copy's DM is
+// in flight, the runner completes the run and the second copy runs to the
+// end, finds the run done, DMs nobody and marks the event processed. The
+// first copy's reminder must still be recorded, once.
+func TestReminderRecordedWhenAConcurrentCopyFinishedFirst(t *testing.T) {
+	r := newRig(t)
+	e := r.due("ce-1")
+	var once sync.Once
+	r.slack.SetFault("chat.postMessage", func(slackstandin.Call) (int, time.Duration, bool) {
+		once.Do(func() {
+			r.tx(func(tx pgx.Tx) error {
+				_, err := store.CompleteRun(context.Background(), tx, r.run.ID, "U2", clock)
+				return err
+			})
+			if _, err := r.h.Handle(context.Background(), e); err != nil {
+				t.Errorf("second copy: %v", err)
+			}
+		})
+		return 0, 0, false
+	})
+	r.handle(e)
+	if n := len(r.slack.Messages(r.slack.DMChannel("U2"))); n != 1 {
+		t.Fatalf("%d reminder DMs, want 1", n)
+	}
+	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_reminded' AND ce_id = 'ce-1'
+		AND details->>'reminder' = '1'`); n != 1 {
+		t.Fatalf("%d runner_reminded rows, want 1", n)
+	}
+	if run := r.current(); !run.ReminderSentAt.Equal(clock) {
+		t.Fatalf("reminder_sent_at = %v, want %v", run.ReminderSentAt, clock)
+	}
+	r.handle(e)
+	if n := r.count(`SELECT count(*) FROM audit_logs WHERE event_type = 'runner_reminded'`); n != 1 {
+		t.Fatalf("%d runner_reminded rows after a redelivery, want 1", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
@@ -310,6 +311,37 @@ func ClaimReminders(ctx context.Context, tx pgx.Tx, now time.Time, after time.Du
 		return nil, fmt.Errorf("store: claim reminders: %w", err)
 	}
 	return collectRuns(rows)
+}
+
+// RecordFirstRunnerDM stamps reminder_sent_at for the first DM to the
+// run's runner and reports whether this call did: of the deliveries that
+// each saw the DM posted, exactly one records it.
+func RecordFirstRunnerDM(ctx context.Context, q Querier, runID uuid.UUID, at time.Time) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE coffee_runs SET reminder_sent_at = $2, updated_at = now()
+		WHERE id = $1 AND reminder_sent_at IS NULL`, runID, at.UTC())
+	if err != nil {
+		return false, fmt.Errorf("store: record runner DM: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RecordRunnerReminder stamps reminder_sent_at for reminder number n (the
+// run's reminder_count when it was sent) and reports whether this call did:
+// of the deliveries that each saw that reminder posted, exactly one records
+// it (the run's row lock orders them; the audit row is the record).
+func RecordRunnerReminder(ctx context.Context, tx pgx.Tx, runID uuid.UUID, n int, at time.Time) (bool, error) {
+	if _, err := lockRun(ctx, tx, runID); err != nil {
+		return false, err
+	}
+	var recorded bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_logs
+		WHERE run_id = $1 AND event_type = 'runner_reminded' AND details->>'reminder' = $2)`, runID, strconv.Itoa(n)).Scan(&recorded); err != nil {
+		return false, fmt.Errorf("store: reminder %d recorded: %w", n, err)
+	}
+	if recorded {
+		return false, nil
+	}
+	return true, MarkRunnerDMed(ctx, tx, runID, at)
 }
 
 // MarkRunnerDMed records that Slack accepted a DM to the runner.
