@@ -226,7 +226,15 @@ func (c *consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]i
 // work delivers one partition's records in order, one at a time.
 func (c *consumer) work(tp topicPartition, p *partition) {
 	defer close(p.done)
-	halted := false // stopping: leave the rest uncommitted
+	c.drain(tp, p, c.deliver)
+}
+
+// drain hands p's backlog to take, a batch at a time, each time the poll
+// loop wakes it, resuming the partition's fetches when the backlog has room
+// again, until p is quit. Once take reports halted (stopping: leave the
+// rest uncommitted) it takes no more.
+func (c *consumer) drain(tp topicPartition, p *partition, take func([]*kgo.Record) (halted bool)) {
+	halted := false
 	for {
 		select {
 		case <-p.quit:
@@ -241,7 +249,7 @@ func (c *consumer) work(tp topicPartition, p *partition) {
 			if resume {
 				c.cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
 			}
-			halted = c.deliver(recs)
+			halted = take(recs)
 		}
 	}
 }

@@ -25,24 +25,7 @@ func (c *consumer) workUnordered(tp topicPartition, p *partition) {
 		offsets: newOffsetTracker(tp.topic, tp.partition, c.commit),
 	}
 	defer w.inFlight.Wait() // before done: the owner waits for our commits
-	halted := false
-	for {
-		select {
-		case <-p.quit:
-			return
-		case <-p.wake:
-		}
-		for !halted {
-			recs, ok, resume := p.pop()
-			if !ok {
-				break
-			}
-			if resume {
-				c.cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
-			}
-			halted = !w.dispatch(p, recs)
-		}
-	}
+	c.drain(tp, p, func(recs []*kgo.Record) bool { return !w.dispatch(p, recs) })
 }
 
 // window is an unordered partition's records in flight.
