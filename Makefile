@@ -105,8 +105,9 @@ ensure-helm: ## Build Helm v3.21.4 into .tmp/bin/helm once (about 2.5-5 min cold
 ensure-pgbouncer: ## Install PgBouncer (Debian package) for the transaction-pooling test
 	@bash .ci/ensure-pgbouncer
 
-chart: ensure-helm ## Regenerate the Helm chart's generated parts, .ko.yaml and deploy/knative from their sources (deploy/helm/gen)
+chart: ensure-helm ## Regenerate the Helm chart's generated parts, .ko.yaml, deploy/knative and deploy/vault's policies and roles from their sources (deploy/helm/gen, deploy/vault)
 	cd deploy/helm/gen && GOWORK=off go run . -helm $(BIN)/helm
+	cd deploy/vault && GOWORK=off go generate ./...
 
 kong-check: ## deploy/kong through decK offline: deck file validate, deck file lint with deploy/kong/lint-ruleset.yaml
 	@bash .ci/kong-check

@@ -144,7 +144,7 @@ func TestApplyScript(t *testing.T) {
 	policies, _ := filepath.Glob("policies/*.hcl")
 	roles, _ := filepath.Glob("roles/*.json")
 	staticRoles, _ := filepath.Glob("database/static-roles/*.json")
-	if len(policies) == 0 || len(policies) != len(roles) || len(staticRoles) != 3 {
+	if len(policies) == 0 || len(policies) != len(roles) || len(staticRoles) != 5 {
 		t.Fatalf("%d policies, %d roles, %d static roles", len(policies), len(roles), len(staticRoles))
 	}
 	password := randomHex(t, 12)

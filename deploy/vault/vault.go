@@ -1,13 +1,17 @@
-// Package vault derives CoffeeBuddy's per-function Vault configuration
-// from what the repository already says, so there is one source of truth:
-// each Knative Service's Vault agent annotations (deploy/knative/) name the
-// role it logs in with and the secret paths it reads. From them it writes
+// Package vault derives CoffeeBuddy's per-pod Vault configuration from
+// what the repository already says, so there is one source of truth: the
+// Helm chart. The Vault agent annotations of each pod it renders (the
+// Knative Services in deploy/knative/, and the migration Job, the decK sync
+// Job and PgBouncer in deploy/vault/workloads/, both written by `make
+// chart`) name the role the pod logs in with and the secret paths it reads.
+// From them it writes, for each identity (a function, or migrate, deck-sync,
+// pgbouncer):
 //
-//   - policies/<function>.hcl: policy coffeebuddy-<function>, read on
-//     exactly the paths the Service injects;
-//   - roles/<function>.json: the Kubernetes-auth role coffeebuddy-<function>,
-//     bound to the Service's ServiceAccount and namespace, granting that
-//     policy alone (apply.sh writes it with `vault write … @file`).
+//   - policies/<identity>.hcl: policy coffeebuddy-<identity>, read on
+//     exactly the paths the pod injects;
+//   - roles/<identity>.json: the Kubernetes-auth role coffeebuddy-<identity>,
+//     bound to the pod's ServiceAccount and namespace, granting that policy
+//     alone (apply.sh writes it with `vault write … @file`).
 //
 // The tests check the generated files are current, parse the policies with
 // hashicorp/hcl/v2, and check the annotations against each function's
@@ -48,9 +52,11 @@ const (
 	TokenMaxTTL = "24h"
 )
 
-// Service is what a Knative Service manifest says about Vault.
+// Service is what a pod template says about Vault: a Knative Service's, or
+// a chart Job's or Deployment's (Kind).
 type Service struct {
-	Name           string
+	Kind           string // Service, Job or Deployment
+	Name           string // the function, or the identity (ServiceAccount without coffeebuddy-)
 	Namespace      string
 	ServiceAccount string
 	File           string // the manifest, relative to the repository root
@@ -89,7 +95,7 @@ func (s Service) Paths() []string {
 	return slices.Compact(ps)
 }
 
-// PolicyName is the Vault policy (and role) of a function.
+// PolicyName is the Vault policy (and role) of a function or identity.
 func PolicyName(function string) string { return "coffeebuddy-" + function }
 
 // manifest is the part of a Knative Service this package reads.
@@ -127,14 +133,22 @@ var (
 	dataField  = regexp.MustCompile(`\.Data\.(?:data\.)?(\w+)`)
 )
 
-// LoadServices reads every deploy/knative/service-*.yaml under root.
+// Sources are the rendered manifests LoadServices reads, relative to the
+// repository root.
+var Sources = []string{"deploy/knative/service-*.yaml", "deploy/vault/workloads/*.yaml"}
+
+// LoadServices reads every manifest of Sources under root.
 func LoadServices(root string) ([]Service, error) {
-	files, err := filepath.Glob(filepath.Join(root, "deploy", "knative", "service-*.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("vault: no deploy/knative/service-*.yaml under %s", root)
+	var files []string
+	for _, glob := range Sources {
+		fs, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(glob)))
+		if err != nil {
+			return nil, err
+		}
+		if len(fs) == 0 {
+			return nil, fmt.Errorf("vault: no %s under %s (make chart writes them)", glob, root)
+		}
+		files = append(files, fs...)
 	}
 	var out []Service
 	for _, f := range files {
@@ -146,13 +160,22 @@ func LoadServices(root string) ([]Service, error) {
 		if err := yaml.Unmarshal(b, &m); err != nil {
 			return nil, fmt.Errorf("vault: %s: %w", f, err)
 		}
-		if m.Kind != "Service" || len(m.Spec.Template.Spec.Containers) != 1 {
+		switch {
+		case m.Kind == "Service" && len(m.Spec.Template.Spec.Containers) != 1:
 			return nil, fmt.Errorf("vault: %s: want a Service with one container", f)
+		case m.Kind != "Service" && m.Kind != "Job" && m.Kind != "Deployment":
+			return nil, fmt.Errorf("vault: %s: a %s, want a Service, Job or Deployment", f, m.Kind)
+		case len(m.Spec.Template.Spec.Containers) == 0:
+			return nil, fmt.Errorf("vault: %s: no container", f)
 		}
 		rel, _ := filepath.Rel(root, f)
 		ann := m.Spec.Template.Metadata.Annotations
+		name := m.Metadata.Name
+		if m.Kind != "Service" {
+			name = strings.TrimPrefix(m.Spec.Template.Spec.ServiceAccountName, PolicyName(""))
+		}
 		s := Service{
-			Name: m.Metadata.Name, Namespace: m.Metadata.Namespace,
+			Kind: m.Kind, Name: name, Namespace: m.Metadata.Namespace,
 			ServiceAccount: m.Spec.Template.Spec.ServiceAccountName,
 			File:           filepath.ToSlash(rel),
 			Inject:         ann[annInject] == "true",
@@ -176,7 +199,7 @@ func LoadServices(root string) ([]Service, error) {
 			s.Secrets = append(s.Secrets, sec)
 		}
 		sort.Slice(s.Secrets, func(i, j int) bool { return s.Secrets[i].File < s.Secrets[j].File })
-		for _, e := range m.Spec.Template.Spec.Containers[0].Env {
+		for _, e := range m.Spec.Template.Spec.Containers[0].Env { // the function's own container
 			v := EnvVar{Value: e.Value}
 			if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
 				v.ConfigMapKey = e.ValueFrom.ConfigMapKeyRef.Key
@@ -196,7 +219,7 @@ func LoadServices(root string) ([]Service, error) {
 func Policy(s Service) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Generated by deploy/vault/cmd/vaultgen from %s. DO NOT EDIT:\n", s.File)
-	fmt.Fprintf(&b, "# change the Service's vault.hashicorp.com annotations and run go generate.\n")
+	fmt.Fprintf(&b, "# change the chart's vault.hashicorp.com annotations and run make chart.\n")
 	fmt.Fprintf(&b, "#\n# Policy %s: what the %s pods' Vault agent reads, nothing else.\n", PolicyName(s.Name), s.Name)
 	for _, p := range s.Paths() {
 		var files []string
@@ -236,10 +259,12 @@ func Role(s Service) ([]byte, error) {
 }
 
 // Generate returns every generated file, by path relative to deploy/vault,
-// for the Services that use Vault. A Service that injects secrets must log
-// in with role coffeebuddy-<name> as ServiceAccount coffeebuddy-<name>.
+// for the pods that use Vault. A pod that injects secrets must log in with
+// role coffeebuddy-<name> as ServiceAccount coffeebuddy-<name>; two pods of
+// one identity are refused (their policies would overwrite each other).
 func Generate(services []Service) (map[string][]byte, error) {
 	out := map[string][]byte{}
+	seen := map[string]string{}
 	for _, s := range services {
 		if !s.Inject {
 			if len(s.Secrets) > 0 || s.Role != "" {
@@ -253,6 +278,10 @@ func Generate(services []Service) (map[string][]byte, error) {
 		if len(s.Secrets) == 0 {
 			return nil, fmt.Errorf("vault: %s: agent-inject without any agent-inject-secret-*", s.File)
 		}
+		if other, dup := seen[s.Name]; dup {
+			return nil, fmt.Errorf("vault: %s and %s both log in as %s", other, s.File, PolicyName(s.Name))
+		}
+		seen[s.Name] = s.File
 		out["policies/"+s.Name+".hcl"] = Policy(s)
 		role, err := Role(s)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"sigs.k8s.io/yaml"
 )
 
 const root = "../.."
@@ -184,6 +185,54 @@ var databaseRole = map[string]string{
 var kvFields = map[string][]string{
 	"secret/data/coffeebuddy/slack":     {"bot_token", "signing_secret"},
 	"secret/data/coffeebuddy/audit-api": {"cursor_key"},
+	"secret/data/coffeebuddy/kong":      {"audit_client_id", "hydra_access_token_public_key", "jwt_unused_secret"},
+}
+
+// TestChartPodsReadOnlyWhatTheyNeed: the chart's pods besides the
+// functions (every optional part on) each log in to Vault as their own
+// identity and read one path: the schema owner's credentials for the
+// migration Job, Kong's KV secret for the decK sync, the auth user's
+// credentials for PgBouncer; their templates read what they inject.
+func TestChartPodsReadOnlyWhatTheyNeed(t *testing.T) {
+	want := map[string]string{ // identity → the one path it reads
+		"migrate":   "database/static-creds/coffeebuddy-owner",
+		"deck-sync": "secret/data/coffeebuddy/kong",
+		"pgbouncer": "database/static-creds/coffeebuddy-pgbouncer",
+	}
+	got := map[string]bool{}
+	for _, s := range services(t) {
+		if s.Kind == "Service" {
+			continue
+		}
+		got[s.Name] = true
+		path, ok := want[s.Name]
+		if !ok {
+			t.Errorf("%s: a %s logging in as %s, which this test does not know: say what it may read", s.File, s.Kind, PolicyName(s.Name))
+			continue
+		}
+		if !s.Inject || !slices.Equal(s.Paths(), []string{path}) {
+			t.Errorf("%s injects %v (agent-inject %v), want only %s", s.File, s.Paths(), s.Inject, path)
+		}
+		for _, sec := range s.Secrets {
+			if !slices.Equal(sec.TemplatePaths, []string{sec.Path}) {
+				t.Errorf("%s: secret %s injects %s but its template reads %v", s.File, sec.File, sec.Path, sec.TemplatePaths)
+			}
+			fields := slices.Clone(sec.TemplateFields)
+			slices.Sort(fields)
+			if kv, ok := kvFields[sec.Path]; ok {
+				if !slices.Equal(fields, kv) {
+					t.Errorf("%s: template of %s reads %v, want %v", s.File, sec.File, fields, kv)
+				}
+			} else if !slices.Equal(fields, []string{"password", "username"}) {
+				t.Errorf("%s: template of %s reads %v, want .Data.username and .Data.password", s.File, sec.File, fields)
+			}
+		}
+	}
+	for name := range want {
+		if !got[name] {
+			t.Errorf("no rendered chart pod logs in as %s (make chart renders them into deploy/vault/workloads)", PolicyName(name))
+		}
+	}
 }
 
 // TestServicesReadOnlyWhatTheyNeed checks each Service's Vault annotations
@@ -195,6 +244,9 @@ var kvFields = map[string][]string{
 // secrets are re-rendered often enough for the rotation runbook.
 func TestServicesReadOnlyWhatTheyNeed(t *testing.T) {
 	for _, s := range services(t) {
+		if s.Kind != "Service" {
+			continue // TestChartPodsReadOnlyWhatTheyNeed
+		}
 		t.Run(s.Name, func(t *testing.T) {
 			src, err := os.ReadFile(filepath.Join(root, "functions", s.Name, "main.go"))
 			if err != nil {
@@ -363,15 +415,36 @@ type staticRole struct {
 
 // TestDatabaseSecretsEngine: the connection and static roles decode
 // strictly, rotate every 90 days, cover exactly the static roles the
-// Services read, and name database roles deploy/postgres/roles.sql creates;
+// Services read, and name database roles deploy/postgres/roles.sql (or the DBA) creates;
 // no password is in any file.
 func TestDatabaseSecretsEngine(t *testing.T) {
 	roles, err := os.ReadFile(filepath.Join(root, "deploy", "postgres", "roles.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The roles roles.sql creates, and the two the DBA creates (the chart's
+	// values name them: the schema owner the migrations run as, and
+	// PgBouncer's auth user), deploy/README.md's prerequisites.
+	var values struct {
+		Database struct {
+			Migrate struct {
+				User string `json:"user"`
+			} `json:"migrate"`
+		} `json:"database"`
+		PgBouncer struct {
+			AuthUser string `json:"authUser"`
+		} `json:"pgbouncer"`
+	}
+	vb, err := os.ReadFile(filepath.Join(root, "deploy", "helm", "coffeebuddy", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(vb, &values); err != nil {
+		t.Fatal(err)
+	}
 	created := func(role string) bool {
-		return regexp.MustCompile(`(?m)^ALTER ROLE ` + role + `\s+LOGIN\b`).Match(roles)
+		return regexp.MustCompile(`(?m)^ALTER ROLE `+role+`\s+LOGIN\b`).Match(roles) ||
+			role == values.Database.Migrate.User || role == values.PgBouncer.AuthUser
 	}
 
 	var cfg databaseConfig

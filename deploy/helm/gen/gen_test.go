@@ -47,13 +47,15 @@ func generatedFiles(t *testing.T, base string) []string {
 			out = append(out, f)
 		}
 	}
-	ks, err := filepath.Glob(filepath.Join(base, GeneratedKnative))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range ks {
-		rel, _ := filepath.Rel(base, k)
-		out = append(out, filepath.ToSlash(rel))
+	for _, glob := range []string{GeneratedKnative, GeneratedWorkloads} {
+		ks, err := filepath.Glob(filepath.Join(base, glob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			rel, _ := filepath.Rel(base, k)
+			out = append(out, filepath.ToSlash(rel))
+		}
 	}
 	slices.Sort(out)
 	return out

@@ -24,7 +24,9 @@
 // Then, unless -knative=false, it renders the chart's Services with Helm
 // (default values, ko:// images) into deploy/knative/service-<name>.yaml, one
 // object per file, for the tools that read them (deploy/validate, the Kong
-// route check, `ko resolve -f deploy/knative/`).
+// route check, `ko resolve -f deploy/knative/`), and the chart's other pods
+// that log in to Vault (every optional part on) into
+// deploy/vault/workloads/, for deploy/vault's policy and role generator.
 //
 // With -out, the chart's hand-written files are copied there first, so a
 // test can regenerate everything into a temporary folder and compare.
@@ -41,7 +43,7 @@ func main() {
 	root := flag.String("root", "../../..", "repository root")
 	out := flag.String("out", "", "write here instead of into the repository (a copy of the chart is made first)")
 	helm := flag.String("helm", "", "helm binary (default $HELM_BIN, else <root>/.tmp/bin/helm)")
-	knative := flag.Bool("knative", true, "also render deploy/knative/service-*.yaml with helm")
+	knative := flag.Bool("knative", true, "also render deploy/knative/service-*.yaml and deploy/vault/workloads/*.yaml with helm")
 	obs := flag.String("observability", "", "read the monitoring objects here instead of <root>/deploy/observability (tests)")
 	roles := flag.String("roles", "", "read the roles script here instead of <root>/deploy/postgres/roles.sql (tests)")
 	flag.Parse()
@@ -77,7 +79,10 @@ func run(root, out, helm, obs, roles string, knative bool) error {
 		return err
 	}
 	if knative {
-		return g.Knative(helm)
+		if err := g.Knative(helm); err != nil {
+			return err
+		}
+		return g.VaultWorkloads(helm)
 	}
 	return nil
 }

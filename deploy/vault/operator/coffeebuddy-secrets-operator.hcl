@@ -19,6 +19,14 @@ path "secret/data/coffeebuddy/audit-api" {
   capabilities = ["create", "update", "read"]
 }
 
+# Kong's secret for the decK sync (deploy/kong/README.md), and its versions.
+path "secret/data/coffeebuddy/kong" {
+  capabilities = ["create", "update", "read"]
+}
+path "secret/metadata/coffeebuddy/kong" {
+  capabilities = ["read"]
+}
+
 # Rotate a database role's password now, and see when it next rotates.
 path "database/rotate-role/coffeebuddy-*" {
   capabilities = ["update"]
