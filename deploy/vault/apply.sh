@@ -22,6 +22,11 @@
 #   VAULT_K8S_MOUNT (kubernetes)       the Kubernetes auth mount
 #   VAULT_DB_CONNECTION_URL            overrides database/config.json's URL
 #   VAULT_K8S_HOST                     overrides auth/kubernetes.json's host
+#   COFFEEBUDDY_PGBOUNCER (false)      true when the chart runs PgBouncer: then
+#                                      the DBA has created coffeebuddy_pgbouncer,
+#                                      and its static role is written (Vault sets
+#                                      a static role's password when it is
+#                                      written, so the role must exist)
 # (audit/file.json names the audit log's path: edit it if yours differs.)
 set -euo pipefail
 
@@ -138,8 +143,15 @@ else
   v write -f "$db_mount/rotate-root/coffeebuddy"
 fi
 for f in database/static-roles/*.json; do
-  v write "$db_mount/static-roles/$(basename "$f" .json)" "@$f"
+  name=$(basename "$f" .json)
+  if [ "$name" = coffeebuddy-pgbouncer ] && [ "${COFFEEBUDDY_PGBOUNCER:-false}" != true ]; then
+    log "static role $name skipped (COFFEEBUDDY_PGBOUNCER is not true: no PgBouncer)"
+    continue
+  fi
+  v write "$db_mount/static-roles/$name" "@$f"
 done
 
 log "done. Next: the Slack secrets (rotate-slack-secrets.sh) and the audit API's cursor key, if not set yet:"
 log "  vault kv put $kv_mount/coffeebuddy/audit-api cursor_key=\"\$(head -c 32 /dev/urandom | base64)\""
+log "and Kong's secret for the decK sync (deploy/kong/README.md):"
+log "  vault kv put $kv_mount/coffeebuddy/kong audit_client_id=… hydra_access_token_public_key=@hydra.pem jwt_unused_secret=\"\$(head -c 32 /dev/urandom | base64)\""

@@ -193,7 +193,15 @@ func TestApplyScript(t *testing.T) {
 		}
 		for _, r := range staticRoles {
 			name := strings.TrimSuffix(filepath.Base(r), ".json")
-			if i := index(calls, "write database/static-roles/"+name+" @"+r); i < index(calls, "write -f database/rotate-root/") {
+			i := index(calls, "write database/static-roles/"+name+" @"+r)
+			if name == "coffeebuddy-pgbouncer" {
+				// Without PgBouncer its database role does not exist.
+				if i >= 0 {
+					t.Errorf("static role %s written without COFFEEBUDDY_PGBOUNCER=true", r)
+				}
+				continue
+			}
+			if i < index(calls, "write -f database/rotate-root/") {
 				t.Errorf("static role %s not written after rotate-root", r)
 			}
 		}
@@ -223,6 +231,17 @@ func TestApplyScript(t *testing.T) {
 		}
 		if index(calls, "write database/static-roles/coffeebuddy-app") < 0 {
 			t.Error("second run did not rewrite the static roles")
+		}
+	})
+
+	t.Run("with PgBouncer", func(t *testing.T) {
+		f := newFake(t, "applied")
+		calls, out, err := f.run(t, "", []string{"COFFEEBUDDY_PGBOUNCER=true"}, "./apply.sh")
+		if err != nil {
+			t.Fatalf("apply.sh: %v\n%s", err, out)
+		}
+		if index(calls, "write database/static-roles/coffeebuddy-pgbouncer @database/static-roles/coffeebuddy-pgbouncer.json") < 0 {
+			t.Errorf("static role coffeebuddy-pgbouncer not written with COFFEEBUDDY_PGBOUNCER=true: %q", calls)
 		}
 	})
 
