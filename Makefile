@@ -61,11 +61,11 @@ chaos: ensure-postgres build ## Fault-injection suite: 1,260 orders over 63 runs
 vet: ## go vet every module
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...); done
 
-bench: ensure-postgres build ## Benchmarks and load drivers, audit retention at 10M rows included (see docs/benchmarks.md)
+bench: ensure-postgres build ## Benchmarks and load drivers, the audit query API and retention at 10M rows included (see docs/benchmarks.md)
 	bash functions/slack-ingress/bench/run.sh
 	cd shared && go run ./cmd/scalebench -audit -o ../.tmp/bench/scalebench.md $(AUDIT_BENCH_FLAGS)
 
-audit-bench: ensure-postgres ## Only the audit retention benchmark: 10M audit rows, about 20 min (AUDIT_BENCH_FLAGS="-audit-rows 1000000" for less)
+audit-bench: ensure-postgres ## Only the audit benchmarks: query API (pages, export) and retention at 10M audit rows, about 35 min (AUDIT_BENCH_FLAGS="-audit-rows 1000000" for less)
 	cd shared && go run ./cmd/scalebench -journey=false -audit -o ../.tmp/bench/auditbench.md $(AUDIT_BENCH_FLAGS)
 
 ratelimit-bench: ensure-postgres build ## Sustained Slack rate limiting: 20 runs under 1 post/s/channel + 50 calls/min (see docs/benchmarks.md)

@@ -17,7 +17,7 @@ import (
 func TestTinyAuditBench(t *testing.T) {
 	c := auditConfig{Rows: 12_000, Days: 120, RetentionDays: 90, Writers: 2, Interval: 5 * time.Millisecond,
 		Baseline: 100 * time.Millisecond, Reader: 50 * time.Millisecond, Batch: 500, Scenarios: scenarioNames(),
-		QueryIters: 5, Repeat: 1, Seed: 1}
+		QueryIters: 5, Repeat: 1, Seed: 1, Retention: true}
 	rep, err := runAudit(context.Background(), pgtest.Server(t), c)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestTinyAuditBench(t *testing.T) {
 	}
 	var out strings.Builder
 	printAuditReport(&out, c, rep)
-	for _, s := range []string{"| batched | ", "| partition-drop | ", "| one-delete | 1 |", "copy every row", "| one row by `id` | partitioned |"} {
+	for _, s := range []string{"| batched | ", "| partition-drop | ", "| one-delete | 1 |", "copy every row", "| one row by `id` (not an API query) | partitioned |", "| API: a run's rows (`run_id`, about 12 rows) | plain |"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, out.String())
 		}

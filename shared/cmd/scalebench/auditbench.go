@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/audit"
+	"github.com/coffeebuddy/coffeebuddy/shared/auditquery"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres"
 )
 
@@ -34,6 +35,9 @@ type auditConfig struct {
 	Repeat        int           // rounds of the scenarios (the machine is noisy: compare rounds)
 	Seed          uint64
 	Log           io.Writer
+
+	Retention bool      // run the retention scenarios (and the query shapes after them)
+	API       apiConfig // the audit query API part (auditapi.go), if API.On
 }
 
 // fullAudit is the issue's size: 10 million rows over 120 days, a 90-day
@@ -41,13 +45,21 @@ type auditConfig struct {
 func fullAudit() auditConfig {
 	return auditConfig{Rows: 10_000_000, Days: 120, RetentionDays: 90, Writers: 4, Interval: 20 * time.Millisecond,
 		Baseline: 10 * time.Second, Reader: 3 * time.Second, Batch: audit.DefaultLimits.Batch,
-		Scenarios: scenarioNames(), QueryIters: 300, Repeat: 2, Seed: 1}
+		Scenarios: scenarioNames(), QueryIters: 300, Repeat: 2, Seed: 1, Retention: true, API: fullAPI()}
 }
 
 func (c auditConfig) validate() error {
 	if c.Rows < 1000 || c.Days < 2 || c.RetentionDays < 1 || c.RetentionDays >= c.Days || c.Writers < 1 ||
 		c.Interval <= 0 || c.Batch < 1 || c.QueryIters < 1 || c.Repeat < 1 {
 		return fmt.Errorf("bad audit size %+v", c)
+	}
+	if !c.Retention && !c.API.On {
+		return fmt.Errorf("audit: neither the retention nor the query API part is on")
+	}
+	if c.API.On {
+		if err := c.API.validate(c.Days); err != nil {
+			return err
+		}
 	}
 	for _, s := range c.Scenarios {
 		if !slices.Contains(scenarioNames(), s) {
@@ -161,22 +173,29 @@ func scenarioNames() []string {
 
 // auditReport is everything the audit benchmark found.
 type auditReport struct {
-	Settings             [][2]string
-	LoadBefore           string
-	Seeded, SeedStart    time.Time
-	Cutoff               time.Time
-	Expired              int64
-	Seed                 []seedStep
-	Heap, Total          int64
-	Convert              []seedStep
-	PartHeap, PartTotal  int64
-	Partitions           int
-	BatchPlan            statementPlans
-	Violations           []string
-	Runs                 []scenarioResult
-	Queries              []shapeResult
-	QueryIndexBuild      time.Duration
-	QueryIndexBuildBytes int64
+	Settings            [][2]string
+	LoadBefore          string
+	Seeded, SeedStart   time.Time
+	Cutoff              time.Time
+	Expired             int64
+	Seed                []seedStep
+	Heap, Total         int64
+	Convert             []seedStep
+	PartHeap, PartTotal int64
+	Partitions          int
+	BatchPlan           statementPlans
+	Violations          []string
+	Runs                []scenarioResult
+	Queries             []shapeResult
+	Indexes             []indexInfo // audit_logs' indexes after the seed: the migrated schema's
+	Migration           int64       // the schema version the seed ran on
+	API                 *apiReport  // the audit query API part, if it ran
+}
+
+// indexInfo is one index of the seeded audit_logs.
+type indexInfo struct {
+	Name, Def string
+	Bytes     int64
 }
 
 type scenarioResult struct {
@@ -257,6 +276,17 @@ func runAudit(ctx context.Context, serverURL string, c auditConfig) (rep *auditR
 		rep.Heap, rep.Total, err = sizes(ctx, conn)
 	}
 	if err == nil {
+		rows, _ := conn.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), pg_relation_size(i.indexrelid)
+			FROM pg_index i WHERE i.indrelid = 'audit_logs'::regclass ORDER BY 1`)
+		rep.Indexes, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (indexInfo, error) {
+			var x indexInfo
+			return x, r.Scan(&x.Name, &x.Def, &x.Bytes)
+		})
+	}
+	if err == nil {
+		err = conn.QueryRow(ctx, `SELECT version FROM schema_migrations`).Scan(&rep.Migration)
+	}
+	if err == nil {
 		err = conn.QueryRow(ctx, `SELECT count(*) FROM audit_logs WHERE occurred_at < $1`, rep.Cutoff).Scan(&rep.Expired)
 	}
 	conn.Close(context.Background())
@@ -264,6 +294,19 @@ func runAudit(ctx context.Context, serverURL string, c auditConfig) (rep *auditR
 		return nil, err
 	}
 	c.logf("%d rows (%s MiB with indexes), %d older than the cut-off %s", c.Rows, mib(rep.Total), rep.Expired, rep.Cutoff.Format(time.RFC3339))
+
+	if c.API.On {
+		// On the seeded database itself, read-only, before any copy is
+		// made of it: 10 million rows over the whole 120 days.
+		c.logf("audit query API: %d samples per cell after %d warm-up rounds", c.API.Iters, c.API.Warmup)
+		if rep.API, err = runAPI(ctx, plainURL, c, rep); err != nil {
+			return nil, fmt.Errorf("audit query API: %w", err)
+		}
+		rep.Violations = append(rep.Violations, rep.API.Violations...)
+	}
+	if !c.Retention {
+		return rep, nil
+	}
 
 	days := partitionDays(rep.SeedStart, rep.Seeded)
 	var expiredDays []time.Time
@@ -441,19 +484,6 @@ func runScenario(ctx context.Context, url string, s retentionScenario, round int
 	}
 
 	if first && (s.name == "batched" || s.name == "partition-detach") {
-		if s.layout == layoutPlain {
-			// The index keyset pagination on (occurred_at, id) wants; the
-			// partitioned layout has it as its primary key. Migration 000012
-			// creates it with the schema, so this is then a no-op.
-			t0 := time.Now()
-			if _, err := pool.Exec(ctx, "CREATE INDEX IF NOT EXISTS audit_logs_occurred_id ON audit_logs (occurred_at, id)"); err != nil {
-				return res, err
-			}
-			rep.QueryIndexBuild = time.Since(t0)
-			if err := pool.QueryRow(ctx, "SELECT pg_relation_size('audit_logs_occurred_id')").Scan(&rep.QueryIndexBuildBytes); err != nil {
-				return res, err
-			}
-		}
 		c.logf("%s: timing the audit query shapes", s.name)
 		shapes, err := measureShapes(ctx, pool, s.layout, c, rep)
 		if err != nil {
@@ -519,8 +549,10 @@ func explainBatch(ctx context.Context, url string, env scenarioEnv) (statementPl
 	return out[0], nil
 }
 
-// checkBatchPlan: the batch must find its rows through the occurred_at
-// index and delete them through the primary key, never scan the table.
+// checkBatchPlan: the batch must find its rows through an occurred_at
+// index (since migration 000012 the planner takes an index-only scan of
+// audit_logs_occurred_id) and delete them through the primary key, never
+// scan the table.
 func checkBatchPlan(p statementPlans) []string {
 	var probs []string
 	for k, plan := range [][]string{p.Custom, p.Generic} {
@@ -530,7 +562,7 @@ func checkBatchPlan(p statementPlans) []string {
 			probs = append(probs, "batch delete "+which+": Seq Scan on audit_logs")
 		}
 		if !regexp.MustCompile(`Index Scan using audit_logs_pkey on audit_logs`).MatchString(text) ||
-			!regexp.MustCompile(`Index Scan using audit_logs_occurred\w* on audit_logs[\s\S]*Index Cond: \(\(occurred_at >=`).MatchString(text) {
+			!regexp.MustCompile(`Index (Only )?Scan using audit_logs_occurred\w* on audit_logs[\s\S]*Index Cond: \(\(occurred_at >=`).MatchString(text) {
 			probs = append(probs, "batch delete "+which+": not a primary-key delete of rows found by an occurred_at index range")
 		}
 	}
@@ -548,41 +580,47 @@ type shapeResult struct {
 	Partitions        int // partition scans the plan ran (partitioned layout)
 }
 
-// shapeArgs are one call's parameters: a point among the rows left.
+// shapeArgs are one call's parameters: a point among the rows left, and
+// the range of the rows left (90 days), which the API's queries ask for.
 type shapeArgs struct {
-	at  time.Time
-	id  int64
-	run uuid.UUID
+	at         time.Time
+	id         int64
+	run        uuid.UUID
+	start, end time.Time
 }
 
-// auditShapes are the reads the audit query API (another engineer's part
-// of issue 8) will make: keyset pages on (occurred_at, id), newest first,
-// with or without filters, a run's rows, one row by id.
+// auditShapes are reads of the audit log after the retention, timed on
+// both layouts: the audit API's own statements (auditquery.Page: the SQL
+// of auditquery.Statement, planned for its values at every call), and one
+// lookup by id that no API call makes but that daily partitions make
+// expensive.
 var auditShapes = []struct {
-	name, sql string
-	args      func(a shapeArgs) []any
+	name string
+	api  func(a shapeArgs) (auditquery.Filter, *auditquery.Position) // nil: sql and args instead
+	sql  string
+	args func(a shapeArgs) []any
 }{
-	{"newest page (50 rows)", `SELECT * FROM audit_logs ORDER BY occurred_at DESC, id DESC LIMIT 50`,
-		func(shapeArgs) []any { return nil }},
-	{"keyset page at a random point", `SELECT * FROM audit_logs WHERE (occurred_at, id) < ($1, $2)
-		ORDER BY occurred_at DESC, id DESC LIMIT 50`,
-		func(a shapeArgs) []any { return []any{a.at, a.id} }},
-	{"keyset page, plus `AND occurred_at <= $1` (prunable)", `SELECT * FROM audit_logs WHERE (occurred_at, id) < ($1, $2) AND occurred_at <= $1
-		ORDER BY occurred_at DESC, id DESC LIMIT 50`,
-		func(a shapeArgs) []any { return []any{a.at, a.id} }},
-	{"keyset page, `event_type = 'run_completed'` (10% of rows)", `SELECT * FROM audit_logs
-		WHERE event_type = $3 AND (occurred_at, id) < ($1, $2) AND occurred_at <= $1
-		ORDER BY occurred_at DESC, id DESC LIMIT 50`,
-		func(a shapeArgs) []any { return []any{a.at, a.id, "run_completed"} }},
-	{"a run's rows (`run_id = $1`, 12 rows)", `SELECT * FROM audit_logs WHERE run_id = $1 ORDER BY occurred_at, id`,
-		func(a shapeArgs) []any { return []any{a.run} }},
-	{"one row by `id`", `SELECT * FROM audit_logs WHERE id = $1`,
-		func(a shapeArgs) []any { return []any{a.id} }},
+	{name: "API first page (100 rows) of the 90 days left", api: func(a shapeArgs) (auditquery.Filter, *auditquery.Position) {
+		return auditquery.Filter{Start: a.start, End: a.end}, nil
+	}},
+	{name: "API page (100 rows) after a cursor at a random point", api: func(a shapeArgs) (auditquery.Filter, *auditquery.Position) {
+		return auditquery.Filter{Start: a.start, End: a.end}, &auditquery.Position{OccurredAt: a.at, ID: a.id}
+	}},
+	{name: "API page after a cursor, `event_type = 'run_completed'` (10% of rows)", api: func(a shapeArgs) (auditquery.Filter, *auditquery.Position) {
+		return auditquery.Filter{Start: a.start, End: a.end, EventTypes: []string{audit.RunCompleted}}, &auditquery.Position{OccurredAt: a.at, ID: a.id}
+	}},
+	{name: "API: a run's rows (`run_id`, about 12 rows)", api: func(a shapeArgs) (auditquery.Filter, *auditquery.Position) {
+		return auditquery.Filter{Start: a.start, End: a.end, RunID: a.run}, nil
+	}},
+	{name: "one row by `id` (not an API query)", sql: `SELECT * FROM audit_logs WHERE id = $1`,
+		args: func(a shapeArgs) []any { return []any{a.id} }},
 }
 
 // measureShapes times every shape with parameters at random points of the
-// rows left, on a pool as the app has it (pgx caches prepared statements,
-// so PostgreSQL may switch to a generic plan after five calls).
+// rows left, through a pool. The API's shapes go through auditquery.Page
+// as the audit-api function sends them (the unnamed statement, planned for
+// its values every time); the hand-written one is a cached prepared
+// statement, as pgx sends by default.
 func measureShapes(ctx context.Context, pool *pgxpool.Pool, layout string, c auditConfig, rep *auditReport) ([]shapeResult, error) {
 	r := rand.New(rand.NewPCG(c.Seed, 11))
 	stepUS := float64(time.Duration(c.Days)*24*time.Hour/time.Microsecond) / float64(c.Rows)
@@ -590,12 +628,22 @@ func measureShapes(ctx context.Context, pool *pgxpool.Pool, layout string, c aud
 	next := func() shapeArgs {
 		g := firstLeft + r.Int64N(int64(c.Rows)-firstLeft)
 		run, _ := uuid.Parse(fmt.Sprintf("%032x", g/12))
-		return shapeArgs{at: rep.SeedStart.Add(time.Duration(math.Round(float64(g)*stepUS)) * time.Microsecond), id: g, run: run}
+		return shapeArgs{at: rep.SeedStart.Add(time.Duration(math.Round(float64(g)*stepUS)) * time.Microsecond), id: g, run: run,
+			start: rep.Cutoff, end: rep.Seeded}
 	}
+	const pageRows = 100
 	var out []shapeResult
 	for _, sh := range auditShapes {
 		res := shapeResult{Layout: layout, Shape: sh.name}
-		rows, _ := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sh.sql, sh.args(next())...)
+		sql, args := sh.sql, []any(nil)
+		if sh.api != nil {
+			f, after := sh.api(next())
+			sql, args = auditquery.Statement(f, after, pageRows+1) // what Page sends
+			args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+		} else {
+			args = sh.args(next())
+		}
+		rows, _ := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
 		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			return nil, fmt.Errorf("explain %s: %w", sh.name, err)
@@ -617,12 +665,19 @@ func measureShapes(ctx context.Context, pool *pgxpool.Pool, layout string, c aud
 		var s []time.Duration
 		warm := max(5, c.QueryIters/10)
 		for i := range warm + c.QueryIters {
-			a := sh.args(next())
+			a := next()
 			t0 := time.Now()
-			rows, _ := pool.Query(ctx, sh.sql, a...)
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return nil, fmt.Errorf("%s: %w", sh.name, err)
+			if sh.api != nil {
+				f, after := sh.api(a)
+				if _, _, err := auditquery.Page(ctx, pool, f, after, pageRows); err != nil {
+					return nil, fmt.Errorf("%s: %w", sh.name, err)
+				}
+			} else {
+				rows, _ := pool.Query(ctx, sh.sql, sh.args(a)...)
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return nil, fmt.Errorf("%s: %w", sh.name, err)
+				}
 			}
 			if i >= warm {
 				s = append(s, time.Since(t0))

@@ -11,7 +11,14 @@ import (
 func sec(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
 
 func printAuditReport(w io.Writer, c auditConfig, rep *auditReport) {
-	fmt.Fprintf(w, "# scalebench: audit retention at %d rows over %d days\n\n", c.Rows, c.Days)
+	var parts []string
+	if rep.API != nil {
+		parts = append(parts, "query API")
+	}
+	if c.Retention {
+		parts = append(parts, "retention")
+	}
+	fmt.Fprintf(w, "# scalebench: audit %s at %d rows over %d days\n\n", strings.Join(parts, " and "), c.Rows, c.Days)
 	fmt.Fprintln(w, "## Machine and server")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| | |\n|---|---|")
@@ -25,17 +32,34 @@ func printAuditReport(w io.Writer, c auditConfig, rep *auditReport) {
 		fmt.Fprintf(w, "| `%s` | %s |\n", kv[0], kv[1])
 	}
 
-	fmt.Fprintf(w, "\n## Data\n\n%d audit rows, evenly from %s to %s (seeded at the latter), ids ascending with time.\n",
+	fmt.Fprintf(w, "\n## Data\n\n%d audit rows, evenly from %s to %s (seeded at the latter), ids ascending with time;\n",
 		c.Rows, rep.SeedStart.Format(time.RFC3339), rep.Seeded.Format(time.RFC3339))
+	fmt.Fprintln(w, "1% system rows (`housekeeping_done`, no actor, team, channel or run), `run_cancelled` 0.1%, `order_placed` 29%, seven more")
+	fmt.Fprintln(w, "types at 9.9% each; 10,000 actors of very different activity (the busiest has 1% of the rows, the median about 0.007%);")
+	fmt.Fprintln(w, "50 teams, 1,000 channels, a run per 12 consecutive rows, small JSON details.")
 	fmt.Fprintf(w, "Retention %d days: cut-off %s, **%d rows older** (the oldest %d days). Table with indexes: %s MiB (heap %s MiB).\n\n",
 		c.RetentionDays, rep.Cutoff.Format(time.RFC3339), rep.Expired, c.Days-c.RetentionDays, mib(rep.Total), mib(rep.Heap))
+	fmt.Fprintf(w, "Schema: every migration applied (version %d). The seed drops `audit_logs`' indexes and constraints, loads, and rebuilds them\n", rep.Migration)
+	fmt.Fprintln(w, "from their own migrated definitions (checked identical after the load):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| index | MiB | definition |\n|---|---:|---|")
+	for _, x := range rep.Indexes {
+		fmt.Fprintf(w, "| %s | %s | `%s` |\n", x.Name, mib(x.Bytes), x.Def)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| seeding step | rows | s |\n|---|---:|---:|")
 	for _, s := range rep.Seed {
 		printStep(w, s)
 	}
+	if rep.API != nil {
+		printAPIReport(w, rep.API)
+	}
+	if !c.Retention {
+		return
+	}
 	if len(rep.Convert) > 0 {
 		fmt.Fprintf(w, "\n### Converting to daily partitions (what option (b)'s up migration does, on a copy)\n\n")
-		fmt.Fprintf(w, "%d daily partitions (the seeded days and a week ahead); primary key (occurred_at, id). With indexes: %s MiB (heap %s MiB).\n\n",
+		fmt.Fprintf(w, "%d daily partitions (the seeded days and a week ahead); primary key (occurred_at, id), which replaces `audit_logs_occurred_id`. With indexes: %s MiB (heap %s MiB).\n\n",
 			rep.Partitions, mib(rep.PartTotal), mib(rep.PartHeap))
 		fmt.Fprintln(w, "| migration step (one transaction) | rows | s |\n|---|---:|---:|")
 		for _, s := range rep.Convert {
@@ -88,19 +112,26 @@ func printAuditReport(w io.Writer, c auditConfig, rep *auditReport) {
 	if len(rep.BatchPlan.Custom) > 0 {
 		fmt.Fprintf(w, "\n## The batch statement's plans (checked: no Seq Scan; rows found by an occurred_at index range, deleted by primary key)\n\n`%s`\n\n```\n%s\n```\n\ngeneric plan:\n\n```\n%s\n```\n",
 			sqlOneLine(rep.BatchPlan.SQL, 400), strings.Join(rep.BatchPlan.Custom, "\n"), strings.Join(rep.BatchPlan.Generic, "\n"))
-		if len(rep.Violations) == 0 {
+		var batchProbs []string
+		for _, v := range rep.Violations {
+			if strings.HasPrefix(v, "batch delete") {
+				batchProbs = append(batchProbs, v)
+			}
+		}
+		if len(batchProbs) == 0 {
 			fmt.Fprintln(w, "\nPlan check: PASS")
 		} else {
-			fmt.Fprintf(w, "\nPlan check: FAIL\n\n- %s\n", strings.Join(rep.Violations, "\n- "))
+			fmt.Fprintf(w, "\nPlan check: FAIL\n\n- %s\n", strings.Join(batchProbs, "\n- "))
 		}
 	}
 
 	if len(rep.Queries) > 0 {
 		fmt.Fprintf(w, "\n## Audit query shapes after the retention (%d days of rows left), per layout\n\n", c.RetentionDays)
 		fmt.Fprintf(w, "Timed on the batched and partition-detach copies after their delete and VACUUM; %d calls each (after a warm-up) with\n", c.QueryIters)
-		fmt.Fprintln(w, "parameters at random points of the rows left, through a pgx pool (cached prepared statements). Plain: the migrated indexes plus")
-		fmt.Fprintf(w, "`(occurred_at, id)`, which keyset pagination wants (built in %s, %s MiB); partitioned: the same indexes per partition,\n", sec(rep.QueryIndexBuild), mib(rep.QueryIndexBuildBytes))
-		fmt.Fprintln(w, "with the primary key (occurred_at, id) instead of (id). Planning/execution/buffers are from one EXPLAIN (ANALYZE, BUFFERS).")
+		fmt.Fprintln(w, "parameters at random points of the rows left. The API's shapes go through `auditquery.Page` (its SQL, planned for its values")
+		fmt.Fprintln(w, "at every call, as audit-api sends it); the lookup by id is a cached prepared statement. Plain: the migrated indexes;")
+		fmt.Fprintln(w, "partitioned: the same indexes per partition, with the primary key (occurred_at, id) instead of (id) and `audit_logs_occurred_id`.")
+		fmt.Fprintln(w, "Planning/execution/buffers are from one EXPLAIN (ANALYZE, BUFFERS).")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| shape | layout | p50 ms | p95 ms | max ms | planning ms | execution ms | partitions scanned | buffers |")
 		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---|")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,9 +15,13 @@ import (
 // ascend with time, old rows at the start of the heap). It loads without
 // the indexes and rebuilds them from their own definitions, so the table
 // ends up with exactly the migrations' indexes, whatever they are. The shape
-// of a row: 10 event types (order_placed 30%), 10,000 actors, 50 teams,
-// 1,000 channels, a run per 12 consecutive rows, a CloudEvent id, small
-// JSON details.
+// of a row: 1% system rows (housekeeping_done: no actor, team, channel or
+// run, as the partial indexes expect); a rare event type (run_cancelled,
+// 0.1%); otherwise 9 event types (order_placed 29%, the others 9.9% each);
+// 10,000 actors of very different activity (actor rank k has about
+// 1/(200·√k) of the rows: the busiest has 1%, the median about 0.007%),
+// 50 teams, 1,000 channels (each in one team), a run per 12 consecutive
+// rows, a CloudEvent id, small JSON details.
 func auditSeed(ctx context.Context, conn *pgx.Conn, c auditConfig, start time.Time) (steps []seedStep, err error) {
 	step := func(name string, rows int64, fn func() error) error {
 		began := time.Now()
@@ -36,15 +42,18 @@ func auditSeed(ctx context.Context, conn *pgx.Conn, c auditConfig, start time.Ti
 	}
 	// The indexes and constraints as migrated, to drop now and rebuild after.
 	type def struct{ name, constraint, sql string }
-	rows, _ := conn.Query(ctx, `
-		SELECT i.indexrelid::regclass::text, coalesce(c.conname, ''),
-			coalesce('ALTER TABLE audit_logs ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid))
-		FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
-		WHERE i.indrelid = 'audit_logs'::regclass ORDER BY 1`)
-	defs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (def, error) {
-		var d def
-		return d, r.Scan(&d.name, &d.constraint, &d.sql)
-	})
+	readDefs := func() ([]def, error) {
+		rows, _ := conn.Query(ctx, `
+			SELECT i.indexrelid::regclass::text, coalesce(c.conname, ''),
+				coalesce('ALTER TABLE audit_logs ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid))
+			FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+			WHERE i.indrelid = 'audit_logs'::regclass ORDER BY 1`)
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (def, error) {
+			var d def
+			return d, r.Scan(&d.name, &d.constraint, &d.sql)
+		})
+	}
+	defs, err := readDefs()
 	if err != nil {
 		return nil, fmt.Errorf("seed audit: read indexes: %w", err)
 	}
@@ -71,10 +80,16 @@ func auditSeed(ctx context.Context, conn *pgx.Conn, c auditConfig, start time.Ti
 			INSERT INTO audit_logs (id, occurred_at, event_type, actor_user_id, team_id, channel_id, run_id, ce_id, details)
 			OVERRIDING SYSTEM VALUE
 			SELECT g, $1::timestamptz + (g * $2::float8) * interval '1 microsecond',
-				(ARRAY['order_placed', 'order_placed', 'order_placed', 'order_updated', 'run_created', 'run_announced',
-					'run_closed', 'runner_dmed', 'run_completed', 'last_call_warned'])[1 + g % 10],
-				'U' || (1000000 + g % 10000), 'T' || (1000 + g % 50), 'C' || (1000000 + g % 1000),
-				lpad(to_hex(g / 12), 32, '0')::uuid, 'ce-' || g,
+				CASE WHEN g % 101 = 0 THEN 'housekeeping_done'
+					WHEN g % 1009 = 1008 THEN 'run_cancelled'
+					ELSE (ARRAY['order_placed', 'order_placed', 'order_placed', 'order_updated', 'run_created', 'run_announced',
+						'run_closed', 'runner_dmed', 'run_completed', 'last_call_warned'])[1 + g % 10] END,
+				-- Actor: u² of a well-spread u in [0, 1) (Fibonacci hashing of g), so
+				-- low-numbered actors are busy and most are not.
+				CASE WHEN g % 101 <> 0 THEN 'U' || (1000000 + floor(10000 * power(((g * 2654435761) % 4294967296)::float8 / 4294967296, 2))::int) END,
+				CASE WHEN g % 101 <> 0 THEN 'T' || (1000 + g % 50) END,
+				CASE WHEN g % 101 <> 0 THEN 'C' || (1000000 + g % 1000) END,
+				CASE WHEN g % 101 <> 0 THEN lpad(to_hex(g / 12), 32, '0')::uuid END, 'ce-' || g,
 				(ARRAY['{"drink": "latte", "size": "medium"}', '{"drink": "mocha", "size": "large", "edited": true}',
 					'{"runner": "U1001234", "why": "0 runs in 30 days; team median 2"}', '{}']::jsonb[])[1 + g % 4]
 			FROM generate_series($3::bigint, $4::bigint) g`, start, stepUS, lo, hi)); err != nil {
@@ -88,6 +103,10 @@ func auditSeed(ctx context.Context, conn *pgx.Conn, c auditConfig, start time.Ti
 		if err := step("index "+d.name, -1, exec(d.sql)); err != nil {
 			return nil, err
 		}
+	}
+	// The table must end with exactly the indexes the migrations gave it.
+	if after, err := readDefs(); err != nil || !slices.Equal(after, defs) {
+		return nil, fmt.Errorf("seed audit: indexes after the load differ from the migrated ones (%v): %v, want %v", err, after, defs)
 	}
 	if err := step("VACUUM (ANALYZE), CHECKPOINT", -1, func() error {
 		for _, s := range []string{"ALTER TABLE audit_logs RESET (autovacuum_enabled)", "VACUUM (ANALYZE) audit_logs", "CHECKPOINT"} {
@@ -181,6 +200,9 @@ func convertToPartitions(ctx context.Context, conn *pgx.Conn, c auditConfig, day
 	}
 	build := []string{"ALTER TABLE audit_logs ADD PRIMARY KEY (occurred_at, id)"}
 	for _, i := range secondary {
+		if strings.HasSuffix(i.sql, "USING btree (occurred_at, id)") {
+			continue // the new primary key is this index (000012's audit_logs_occurred_id)
+		}
 		build = append(build, i.sql) // its original name and definition, now on the partitioned table
 	}
 	if err := step("build the indexes (primary key (occurred_at, id) and the others)", build...); err != nil {

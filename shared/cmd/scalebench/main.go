@@ -21,13 +21,25 @@
 // Flags: -n calls per query, -seed, -o FILE (also write the report there),
 // -keep (with DATABASE_URL: keep the seeded database for psql).
 //
-// With -audit it also runs the audit retention benchmark (issue 8 item 4,
-// auditbench.go): 10 million audit rows over 120 days, the 90-day retention
-// delete of the oldest 30 days done several ways (batched as the
-// audit-retention function does it, one DELETE, daily partitions detached
-// or dropped) while writers commit audit rows, with their waits; then the
-// audit API's query shapes on both layouts. -journey=false runs only that
-// (make audit-bench); the -audit-* flags size it.
+// With -audit it also runs the audit benchmarks of issue 8 on 10 million
+// audit rows over 120 days (auditseed.go: every migration applied, the
+// indexes rebuilt from their migrated definitions, VACUUM (ANALYZE)):
+//
+//   - the audit query API (auditapi.go, -audit-api, on with -audit):
+//     p50/p95/p99 of the first and the 50th page of a 90-day range per
+//     filter shape through shared/auditquery (what functions/audit-api
+//     calls), side by side with OFFSET pagination, the plans (exit 1 on a
+//     Seq Scan on audit_logs), and a 90-day NDJSON export (Row.AppendJSON
+//     against encoding/json, peak heap);
+//   - the retention (auditbench.go): the 90-day retention delete of the
+//     oldest 30 days done several ways (batched as the audit-retention
+//     function does it, one DELETE, daily partitions detached or dropped)
+//     while writers commit audit rows, with their waits; then the API's
+//     query shapes on both layouts after it.
+//
+// -journey=false -audit runs both (make audit-bench); -journey=false
+// -audit-api only the API part; -audit -audit-api=false only the
+// retention. The -audit-* flags size them.
 //
 // Database: DATABASE_URL's server if set (in new databases that are dropped
 // at the end), otherwise an ephemeral cluster (pgcluster) that is stopped
@@ -75,8 +87,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	keep := fs.Bool("keep", false, "with DATABASE_URL: keep the seeded database (its name is printed) for psql")
 	outFile := fs.String("o", "", "also write the Markdown report to this file")
 	journey := fs.Bool("journey", true, "run the journey queries benchmark (10k users / 100k runs / 1M orders)")
-	auditOn := fs.Bool("audit", false, "run the audit retention benchmark (10M audit rows; about 15 minutes)")
+	auditOn := fs.Bool("audit", false, "run the audit retention benchmark (10M audit rows; about 25 minutes), and the audit query API part unless -audit-api=false")
+	apiOn := fs.Bool("audit-api", false, "run the audit query API part on the 10M audit rows (default: on with -audit; alone: -journey=false -audit-api)")
 	ac := fullAudit()
+	fs.IntVar(&ac.API.Iters, "audit-api-n", ac.API.Iters, "audit query API: measured samples per shape and page")
+	fs.IntVar(&ac.API.Warmup, "audit-api-warmup", ac.API.Warmup, "audit query API: warm-up rounds of every shape and page")
+	fs.IntVar(&ac.API.Limit, "audit-api-limit", ac.API.Limit, "audit query API: rows a page")
+	fs.IntVar(&ac.API.DeepPage, "audit-api-page", ac.API.DeepPage, "audit query API: the deep page timed")
+	fs.IntVar(&ac.API.RangeDays, "audit-api-range-days", ac.API.RangeDays, "audit query API: days a query's range covers")
+	fs.IntVar(&ac.API.Exports, "audit-api-exports", ac.API.Exports, "audit query API: repetitions of each export mode")
+	fs.BoolVar(&ac.API.HTTP, "audit-api-http", ac.API.HTTP, "audit query API: also export through an httptest server")
 	fs.IntVar(&ac.Rows, "audit-rows", ac.Rows, "audit rows to seed")
 	fs.IntVar(&ac.Days, "audit-days", ac.Days, "days the audit rows span, up to now")
 	fs.IntVar(&ac.RetentionDays, "audit-retention-days", ac.RetentionDays, "retention: rows older than this many days are deleted")
@@ -93,8 +113,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ac.Scenarios = strings.Split(*scen, ",")
 	ac.Seed, ac.Log = *seed, stderr
-	if !*journey && !*auditOn {
-		fmt.Fprintln(stderr, "scalebench: nothing to run (-journey=false without -audit)")
+	ac.Retention, ac.API.On = *auditOn, *auditOn
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "audit-api" {
+			ac.API.On = *apiOn
+		}
+	})
+	if !*journey && !ac.Retention && !ac.API.On {
+		fmt.Fprintln(stderr, "scalebench: nothing to run (-journey=false without -audit or -audit-api)")
 		return 2
 	}
 	cfg := fullSize()
@@ -120,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printReport(&buf, cfg, rep)
 		violations = append(violations, rep.Violations...)
 	}
-	if *auditOn {
+	if ac.Retention || ac.API.On {
 		arep, err := runAuditOnServer(ctx, os.Getenv("DATABASE_URL"), ac, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "scalebench: audit: %v\n", err)
