@@ -9,7 +9,7 @@ MODULES := $(shell find . -name go.mod -not -path './.tmp/*' -not -path '*/node_
 GOTESTFLAGS ?= -count=1
 BIN := $(CURDIR)/.tmp/bin
 
-.PHONY: help run demo test secret-scan playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down schema-doc new-function build tidy fmt ensure-postgres ensure-pgbouncer ensure-deck ensure-helm kong-check chart ensure-observability check-observability ensure-hydra ensure-browser ensure-shellcheck
+.PHONY: help run demo test secret-scan playground-test hydra-e2e chaos ratelimit-bench audit-bench vet bench migrate-up migrate-down migrate-version migrate-force schema-doc new-function build tidy fmt ensure-postgres ensure-pgbouncer ensure-deck ensure-helm kong-check chart ensure-observability check-observability ensure-hydra ensure-browser ensure-shellcheck
 
 help: ## List targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,15 @@ migrate-up: ## Apply all migrations to DATABASE_URL
 migrate-down: ## Roll back all migrations on DATABASE_URL (STEPS=N for fewer)
 	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 1; }
 	cd shared && go run ./cmd/migrate down $(STEPS)
+
+migrate-version: ## Print the applied migration version of DATABASE_URL ("N (dirty)" after a failed migration)
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 1; }
+	@cd shared && go run ./cmd/migrate version
+
+migrate-force: ## After a failed migration (version "N (dirty)"): mark VERSION applied and clean, then migrate-up
+	@test -n "$$DATABASE_URL" || { echo "set DATABASE_URL"; exit 1; }
+	@test -n "$(VERSION)" || { echo "set VERSION (the version before the one that failed)"; exit 1; }
+	cd shared && go run ./cmd/migrate force $(VERSION)
 
 schema-doc: ensure-postgres ## Regenerate docs/schema.md from a live, migrated database
 	cd shared && go run ./cmd/migrate schema-doc -o ../docs/schema.md

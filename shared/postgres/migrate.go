@@ -45,6 +45,21 @@ func MigrateTo(ctx context.Context, dbURL string, version uint) (err error) {
 	})
 }
 
+// Force records version as applied and clean without running anything:
+// the way out of a dirty state. A migration that failed half-way was
+// rolled back (each runs as one transaction) but left its version marked
+// dirty, and golang-migrate refuses to go on until an operator has looked:
+// force the version before it, then migrate up again. 0 means none applied.
+func Force(ctx context.Context, dbURL string, version uint) (err error) {
+	defer wrap(&err, fmt.Sprintf("migrate force %d", version))
+	return withMigrate(ctx, dbURL, func(m *migrate.Migrate) error {
+		if version == 0 {
+			return m.Force(-1) // golang-migrate's "no version"
+		}
+		return m.Force(int(version))
+	})
+}
+
 // Version reports the applied migration version (0 when none) and whether
 // the last migration failed half-way (dirty).
 func Version(ctx context.Context, dbURL string) (version uint, dirty bool, err error) {

@@ -4,6 +4,7 @@
 //	migrate up                       apply all pending migrations
 //	migrate down [N]                 revert N migrations (default: all)
 //	migrate version                  print the applied version
+//	migrate force V                  mark V applied and clean (after a failed migration)
 //	migrate schema-doc [-o FILE]     write docs/schema.md (stdout without -o)
 //	migrate roles FILE...            apply SQL files (database roles) in one transaction
 //
@@ -36,7 +37,10 @@ const usage = `usage: migrate <command> [args]
 commands:
   up                     apply all pending migrations
   down [N]               revert N migrations (default: all)
-  version                print the applied migration version
+  version                print the applied migration version ("N (dirty)" after a failure)
+  force V                mark version V applied and clean, running nothing: after a migration
+                         failed (it was rolled back, its version is left dirty), force the
+                         version before it, fix the cause, and run up again
   schema-doc [-o FILE]   render the schema as Markdown (DATABASE_URL, or an ephemeral cluster)
   roles FILE...          apply SQL files in one transaction, all or nothing (the install's
                          deploy/postgres/roles.sql, after up; it must be idempotent)
@@ -135,6 +139,22 @@ func dispatch(ctx context.Context, logger *slog.Logger, cmd string, args []strin
 			fmt.Fprintf(stdout, "%d\n", v)
 		}
 		return nil
+
+	case "force":
+		if len(args) != 1 {
+			return usageError{"force takes one argument, the version"}
+		}
+		v, err := strconv.ParseUint(args[0], 10, 63)
+		if err != nil {
+			return usageError{fmt.Sprintf("force: the version must be a non-negative integer, got %q", args[0])}
+		}
+		if err := needURL(); err != nil {
+			return err
+		}
+		if err := postgres.Force(ctx, dbURL, uint(v)); err != nil {
+			return err
+		}
+		return logVersion(ctx, logger, dbURL, "forced")
 
 	case "schema-doc":
 		fs := flag.NewFlagSet("schema-doc", flag.ContinueOnError)

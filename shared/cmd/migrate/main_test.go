@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/coffeebuddy/coffeebuddy/migrations"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 )
@@ -28,7 +30,7 @@ func TestCommands(t *testing.T) {
 	ctx := context.Background()
 	withDB := env(map[string]string{"DATABASE_URL": db.URL})
 	vs := versions(t)
-	latest, twoBack := vs[len(vs)-1], vs[len(vs)-3]
+	latest, oneBack, twoBack := vs[len(vs)-1], vs[len(vs)-2], vs[len(vs)-3]
 	docFile := filepath.Join(t.TempDir(), "schema.md")
 
 	// Steps share one database and run in order.
@@ -39,6 +41,7 @@ func TestCommands(t *testing.T) {
 		wantCode   int
 		wantStdout string // exact, when set
 		wantStderr string // substring, when set
+		before     string // SQL run on the database first
 	}{
 		{name: "no command", args: nil, getenv: withDB, wantCode: 2, wantStderr: "usage: migrate"},
 		{name: "unknown command", args: []string{"sideways"}, getenv: withDB, wantCode: 2, wantStderr: `unknown command "sideways"`},
@@ -50,6 +53,15 @@ func TestCommands(t *testing.T) {
 		{name: "version after up", args: []string{"version"}, getenv: withDB, wantStdout: fmt.Sprintf("%d\n", latest)},
 		{name: "down 2", args: []string{"down", "2"}, getenv: withDB, wantStderr: fmt.Sprintf(`"version":%d`, twoBack)},
 		{name: "version after down 2", args: []string{"version"}, getenv: withDB, wantStdout: fmt.Sprintf("%d\n", twoBack)},
+		// A migration that failed half-way: rolled back, its version left dirty.
+		{name: "up refuses a dirty database", args: []string{"up"}, getenv: withDB, wantCode: 1, wantStderr: "Dirty database version",
+			before: fmt.Sprintf("UPDATE schema_migrations SET version = %d, dirty = true", oneBack)},
+		{name: "version shows dirty", args: []string{"version"}, getenv: withDB, wantStdout: fmt.Sprintf("%d (dirty)\n", oneBack)},
+		{name: "force needs a version", args: []string{"force"}, getenv: withDB, wantCode: 2, wantStderr: "force takes one argument"},
+		{name: "force refuses a bad version", args: []string{"force", "-1"}, getenv: withDB, wantCode: 2, wantStderr: "non-negative integer"},
+		{name: "force the version before", args: []string{"force", fmt.Sprint(twoBack)}, getenv: withDB,
+			wantStderr: fmt.Sprintf(`"msg":"forced","version":%d,"dirty":false`, twoBack)},
+		{name: "up after force", args: []string{"up"}, getenv: withDB, wantStderr: fmt.Sprintf(`"version":%d`, latest)},
 		{name: "down all", args: []string{"down"}, getenv: withDB},
 		{name: "version after down all", args: []string{"version"}, getenv: withDB, wantStdout: "0\n"},
 		{name: "schema-doc migrates and writes the file", args: []string{"schema-doc", "-o", docFile}, getenv: withDB, wantStderr: `"msg":"wrote schema doc"`},
@@ -58,6 +70,17 @@ func TestCommands(t *testing.T) {
 		{name: "unreachable database", args: []string{"version"}, getenv: env(map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}), wantCode: 1, wantStderr: `"level":"ERROR"`},
 	}
 	for _, s := range steps {
+		if s.before != "" {
+			conn, err := pgx.Connect(ctx, db.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = conn.Exec(ctx, s.before)
+			conn.Close(ctx)
+			if err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
 		var stdout, stderr bytes.Buffer
 		code := run(ctx, s.args, &stdout, &stderr, s.getenv)
 		if code != s.wantCode {
