@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -38,8 +37,6 @@ type Store interface {
 const (
 	pageTimeout   = 15 * time.Second
 	recordTimeout = 5 * time.Second
-	// flushEvery rows, an export hands what it has to the client.
-	flushEvery = 1000
 )
 
 // API serves GET /api/v1/audit.
@@ -270,57 +267,22 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, c *call, req reques
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	out := &ndjsonWriter{bw: bufio.NewWriterSize(w, 64<<10)}
-	out.flusher, _ = w.(http.Flusher)
-	_, err := a.store.Stream(r.Context(), req.filter, after, out.write)
+	out := auditquery.NewNDJSON(w)
+	_, err := a.store.Stream(r.Context(), req.filter, after, out.Write)
 	if err == nil {
-		err = out.flush()
+		err = out.Flush()
 	}
-	a.rows.WithLabelValues("ndjson").Add(float64(out.sent))
+	a.rows.WithLabelValues("ndjson").Add(float64(out.Sent()))
 	complete := err == nil
 	// Recorded whether or not the export finished: the rows that left are
 	// what the record is about.
-	_ = a.record(r.Context(), c, audit.AuditQueried, req, after != nil, map[string]any{"rows": out.sent, "complete": complete})
+	_ = a.record(r.Context(), c, audit.AuditQueried, req, after != nil, map[string]any{"rows": out.Sent(), "complete": complete})
 	if !complete {
-		c.log.Warn("audit export aborted", "rows", out.sent, "err", err)
+		c.log.Warn("audit export aborted", "rows", out.Sent(), "err", err)
 		panic(http.ErrAbortHandler) // no clean end of the chunked body
 	}
-	c.log.Info("audit export served", "rows", out.sent, "filters", filterLog(req.filter), "ms", time.Since(c.start).Milliseconds())
+	c.log.Info("audit export served", "rows", out.Sent(), "filters", filterLog(req.filter), "ms", time.Since(c.start).Milliseconds())
 	return http.StatusOK
-}
-
-// ndjsonWriter encodes rows a line each into a buffer and hands it to the
-// client every flushEvery rows. sent counts the rows written through to the
-// connection, which is what the access record reports.
-type ndjsonWriter struct {
-	bw       *bufio.Writer
-	line     []byte
-	flusher  http.Flusher
-	buffered int64
-	sent     int64
-}
-
-func (o *ndjsonWriter) write(r *auditquery.Row) error {
-	o.line = append(r.AppendJSON(o.line[:0]), '\n')
-	if _, err := o.bw.Write(o.line); err != nil {
-		return err
-	}
-	if o.buffered++; o.buffered >= flushEvery {
-		return o.flush()
-	}
-	return nil
-}
-
-func (o *ndjsonWriter) flush() error {
-	if err := o.bw.Flush(); err != nil {
-		return err
-	}
-	if o.flusher != nil {
-		o.flusher.Flush()
-	}
-	o.sent += o.buffered
-	o.buffered = 0
-	return nil
 }
 
 // record writes an access row: who read the trail, with which filters, and

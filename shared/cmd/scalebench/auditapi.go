@@ -516,12 +516,20 @@ func export(ctx context.Context, pool *pgxpool.Pool, f auditquery.Filter, mode s
 	t0 := time.Now()
 	var err error
 	switch mode {
-	case exportAppendJSON, exportStdJSON:
+	case exportAppendJSON:
 		cw := &countingWriter{}
-		out := newNDJSON(cw, mode == exportStdJSON)
+		out := auditquery.NewNDJSON(cw)
+		e.Rows, err = auditquery.Stream(ctx, pool, f, nil, out.Write)
+		if err == nil {
+			err = out.Flush()
+		}
+		e.Bytes = cw.n
+	case exportStdJSON:
+		cw := &countingWriter{}
+		out := &stdNDJSON{bw: bufio.NewWriterSize(cw, 64<<10)}
 		e.Rows, err = auditquery.Stream(ctx, pool, f, nil, out.write)
 		if err == nil {
-			err = out.flush()
+			err = out.bw.Flush()
 		}
 		e.Bytes = cw.n
 	case exportHTTP:
@@ -539,50 +547,26 @@ func export(ctx context.Context, pool *pgxpool.Pool, f auditquery.Filter, mode s
 	return e, err
 }
 
-// ndjson is the handler's ndjsonWriter (functions/audit-api/api.go): a
-// line a row into a 64 KiB buffer, flushed every 1,000 rows; with std, the
-// line comes from encoding/json instead of Row.AppendJSON.
-type ndjson struct {
+// stdNDJSON is the peer of auditquery.NDJSON (the handler's writer): the
+// same buffering and flushing, the line from encoding/json instead of
+// Row.AppendJSON.
+type stdNDJSON struct {
 	bw       *bufio.Writer
-	flusher  http.Flusher
-	line     []byte
 	buffered int
-	std      bool
 }
 
-func newNDJSON(w io.Writer, std bool) *ndjson {
-	o := &ndjson{bw: bufio.NewWriterSize(w, 64<<10), std: std}
-	o.flusher, _ = w.(http.Flusher)
-	return o
-}
-
-func (o *ndjson) write(r *auditquery.Row) error {
-	if o.std {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		o.line = append(append(o.line[:0], b...), '\n')
-	} else {
-		o.line = append(r.AppendJSON(o.line[:0]), '\n')
+func (o *stdNDJSON) write(r *auditquery.Row) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
 	}
-	if _, err := o.bw.Write(o.line); err != nil {
+	if _, err := o.bw.Write(append(b, '\n')); err != nil {
 		return err
 	}
 	if o.buffered++; o.buffered >= 1000 {
-		return o.flush()
+		o.buffered = 0
+		return o.bw.Flush()
 	}
-	return nil
-}
-
-func (o *ndjson) flush() error {
-	if err := o.bw.Flush(); err != nil {
-		return err
-	}
-	if o.flusher != nil {
-		o.flusher.Flush()
-	}
-	o.buffered = 0
 	return nil
 }
 
@@ -595,10 +579,10 @@ func exportOverHTTP(ctx context.Context, pool *pgxpool.Pool, f auditquery.Filter
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
-		out := newNDJSON(w, false)
-		served, serveErr = auditquery.Stream(r.Context(), pool, f, nil, out.write)
+		out := auditquery.NewNDJSON(w)
+		served, serveErr = auditquery.Stream(r.Context(), pool, f, nil, out.Write)
 		if serveErr == nil {
-			serveErr = out.flush()
+			serveErr = out.Flush()
 		}
 		if serveErr != nil {
 			panic(http.ErrAbortHandler)

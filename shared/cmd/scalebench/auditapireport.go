@@ -86,7 +86,7 @@ func printAPIReport(w io.Writer, ar *apiReport) {
 	}
 
 	fmt.Fprintf(w, "\n### Export: %d days as NDJSON (%d rows, %s to %s)\n\n", a.RangeDays, ar.ExportRows, ar.ExportFrom.Format(time.RFC3339), ar.ExportTo.Format(time.RFC3339))
-	fmt.Fprintf(w, "`auditquery.Stream` (keyset batches of 5,000) over a pgx pool; each row encoded and written as the handler's ndjsonWriter does\n")
+	fmt.Fprintf(w, "`auditquery.Stream` (keyset batches of 5,000) over a pgx pool; each row written by `auditquery.NDJSON`, the handler's writer\n")
 	fmt.Fprintln(w, "(a line into a 64 KiB bufio.Writer, flushed every 1,000 rows), here over io.Discard. Peer: the same with `encoding/json.Marshal`")
 	fmt.Fprintln(w, "per row. HTTP: an httptest server writing the same way, read by an http.Client over loopback (both in this process; no")
 	fmt.Fprintln(w, "token check, no access records). CPU is this process's (PostgreSQL's is not in it). Peak heap: heap in use (live and not yet")
