@@ -1,0 +1,12 @@
+-- audit_logs_occurred_type (000005) has had no reader since 000012: the
+-- audit API pages on audit_logs_occurred_id and the per-filter indexes, and
+-- the retention's batches find expired rows with an index-only scan of
+-- audit_logs_occurred_id (scalebench at 10 million rows, docs/benchmarks.md).
+-- It cost every audit insert an index update and 396 MiB at 10 million rows.
+--
+-- CONCURRENTLY, and so a single statement outside a transaction: a plain
+-- DROP INDEX takes ACCESS EXCLUSIVE on audit_logs and, queued behind a
+-- long reader (a pg_dump), would stall every audit insert, and with them
+-- every state change. If it is interrupted, the index is left invalid and
+-- running the migration again finishes the drop (IF EXISTS).
+DROP INDEX CONCURRENTLY IF EXISTS audit_logs_occurred_type;
