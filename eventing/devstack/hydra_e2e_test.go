@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -18,24 +17,9 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/eventing/devissuer"
 	"github.com/coffeebuddy/coffeebuddy/eventing/devstack"
 	"github.com/coffeebuddy/coffeebuddy/eventing/hydra"
+	"github.com/coffeebuddy/coffeebuddy/eventing/hydra/hydratest"
 	"github.com/go-jose/go-jose/v4"
 )
-
-// hydraBin is the Hydra .ci/ensure-hydra built. The Hydra tests run only
-// with HYDRA_E2E=1 (make hydra-e2e, which CI runs after make test; ADR
-// 0014), whether or not a binary happens to be cached, so make test's
-// duration does not depend on it; with HYDRA_E2E=1 a missing binary fails.
-func hydraBin(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("HYDRA_E2E") == "" {
-		t.Skip("Hydra tests run with HYDRA_E2E=1: make hydra-e2e")
-	}
-	b, err := hydra.FindBin(os.Getenv, "../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // TestHydraAuditEndToEnd is issue 8's end-to-end check with a real Ory
 // Hydra v2 as the token issuer, wired as make run wires it: the stack
@@ -47,7 +31,7 @@ func hydraBin(t *testing.T) string {
 // without the scope (403), one from another Hydra (401) and forged ones
 // (401), recording none of them.
 func TestHydraAuditEndToEnd(t *testing.T) {
-	bin := hydraBin(t)
+	bin := hydratest.Bin(t, "../..")
 	began := time.Now()
 	s := startStackWith(t, nil, func(o *devstack.Options) { o.HydraBin = bin })
 	t.Logf("stack with Hydra ready in %s", time.Since(began).Round(time.Millisecond))

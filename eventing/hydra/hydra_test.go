@@ -1,61 +1,29 @@
 package hydra_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/eventing/devissuer"
 	"github.com/coffeebuddy/coffeebuddy/eventing/hydra"
+	"github.com/coffeebuddy/coffeebuddy/eventing/hydra/hydratest"
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 )
-
-// bin is the Hydra binary the tests use. They run with HYDRA_E2E=1 (make
-// hydra-e2e, CI), which builds it first; then a missing binary fails them.
-func bin(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("HYDRA_E2E") == "" {
-		t.Skip("Hydra tests run with HYDRA_E2E=1: make hydra-e2e")
-	}
-	b, err := hydra.FindBin(os.Getenv, "../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // start runs a Hydra for the test; its output is logged if the test fails.
 func start(t *testing.T) *hydra.Server {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s, err := hydra.Start(ctx, hydra.Options{Bin: bin(t), Log: logs})
+	s, err := hydra.Start(ctx, hydra.Options{Bin: hydratest.Bin(t, "../.."), Log: logs})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logs)
 	}
@@ -96,7 +64,7 @@ func TestHydraServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	out, err := hydra.BinVersion(bin(t))
+	out, err := hydra.BinVersion(hydratest.Bin(t, "../.."))
 	if err != nil || out != hydra.Version {
 		t.Errorf("hydra version = %q (%v), want %s", out, err, hydra.Version)
 	}

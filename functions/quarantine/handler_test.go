@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -230,7 +230,7 @@ func TestOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	env := map[string]string{"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "LOG_LEVEL": "info"}
@@ -281,21 +281,4 @@ func TestOverHTTP(t *testing.T) {
 	if line["ce_id"] != in.ID() || line["dead_letter_id"] != "quarantine:slack.events/partition:1/offset:3" || line["topic"] != events.TopicSlackEvents {
 		t.Fatalf("log line %v, want ce_id, dead_letter_id and topic\nlogs:\n%s", line, logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
@@ -156,7 +157,7 @@ func TestSigningSecretRotationZeroDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- function.Run(ctx, spec(clk.Now), func(k string) string { return env[k] }, logs, ln) }()
@@ -317,22 +318,4 @@ func metricValue(text, name string) float64 {
 		}
 	}
 	return -1
-}
-
-// lockedBuffer collects the process's logs from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

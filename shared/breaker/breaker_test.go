@@ -1,8 +1,6 @@
 package breaker_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/breaker"
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -162,43 +161,13 @@ func TestObserve(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, s := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		if s == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			t.Fatalf("log line %q: %v", s, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 func TestMetricsAndLogs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := breaker.NewMetrics("order-place", reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	slack := breaker.New("slack", breaker.Settings{Failures: 1}, breaker.WithLogger(log), m.Option())
 	pg := breaker.New("postgres", breaker.Settings{Failures: 1, HalfOpenAfter: short}, breaker.WithLogger(log), m.Option())
@@ -241,7 +210,11 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 
 	var got []string
-	for _, l := range logs.lines(t) {
+	lines, err := logs.Lines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
 		if l["level"] != "WARN" {
 			t.Errorf("transition log line %v: want level WARN", l)
 		}

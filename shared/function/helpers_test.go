@@ -1,55 +1,32 @@
 package function_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coffeebuddy/coffeebuddy/shared/function"
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 )
 
 // wait bounds every wait on a condition; generous, since -race on two
 // loaded cores is slow, and only ever spent when a test is failing.
 const wait = 20 * time.Second
 
-// syncBuffer is the log sink: Run logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the log sink (Run logs from several goroutines), with the
+// look-ups these tests make.
+type syncBuffer struct{ logbuf.Buffer }
 
 // lines decodes every log line; a line that is not JSON fails the test.
 func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", l, err)
-		}
-		out = append(out, m)
+	out, err := s.Lines()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

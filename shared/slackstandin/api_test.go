@@ -1,7 +1,6 @@
 package slackstandin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 )
 
@@ -613,7 +613,7 @@ func TestWaitForCalls(t *testing.T) {
 }
 
 func TestTranscript(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	srv := slackstandin.NewTestServer(t, slackstandin.Options{
 		Users:      map[string]string{"U1": "alice", "U2": "bob"},
 		Transcript: &buf,
@@ -665,24 +665,6 @@ func TestTranscript(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestStartAndClose(t *testing.T) {

@@ -1,19 +1,18 @@
 package pgcluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgcluster"
 )
 
@@ -25,7 +24,7 @@ func TestStartConnectStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	c, err := pgcluster.Start(ctx, pgcluster.Options{LogWriter: &logs})
 	if err != nil {
 		t.Fatal(err)
@@ -134,22 +133,4 @@ func TestMissingBinaries(t *testing.T) {
 	if !strings.Contains(err.Error(), "apt-get install postgresql") {
 		t.Errorf("error %q does not say how to install PostgreSQL", err)
 	}
-}
-
-// syncBuffer is written by the server's output copier and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
