@@ -11,6 +11,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/coffee"
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
+	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
 	"github.com/coffeebuddy/coffeebuddy/shared/store"
 	"github.com/jackc/pgx/v5"
 )
@@ -265,5 +266,60 @@ func TestCancelIsAcknowledged(t *testing.T) {
 	}
 	if recs := r.kafka.Consume(t, events.TopicSlackEvents, 1, 5*time.Second); len(recs) != 1 {
 		t.Fatalf("%d cancel requests produced, want 1", len(recs))
+	}
+}
+
+// TestOrderFormThatDoesNotOpenIsExplained: Slack refuses views.open with a
+// trigger_id it no longer accepts (here exchanged: used once already; an
+// expired one gets the same answer) and shows the user nothing, so the
+// ingress tells them through the button's response_url and says what to
+// do. A form that opens says nothing more.
+func TestOrderFormThatDoesNotOpenIsExplained(t *testing.T) {
+	r := newRig(t)
+	const user = "U2"
+	trigger := r.slack.NewTriggerID(user)
+	press := func() {
+		status, _ := r.interaction(t, map[string]any{
+			"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": user},
+			"channel": map[string]string{"id": "C1"}, "trigger_id": trigger, "response_url": r.slack.NewResponseURL("C1", user),
+			"actions": []map[string]string{{"action_id": "order_add", "block_id": "run_actions", "value": "run-42"}},
+		})
+		if status != 200 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	press()
+	if _, err := r.slack.WaitForCalls(ctx, "views.open", 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.slack.Views(user)) != 1 {
+		t.Fatalf("first press: %d views open, want 1", len(r.slack.Views(user)))
+	}
+
+	press() // the same trigger_id again: Slack answers exchanged_trigger_id
+	if _, err := r.slack.WaitForCalls(ctx, slackstandin.MethodResponseURL, 1); err != nil {
+		t.Fatal(err)
+	}
+	eph := r.slack.Ephemerals(user)
+	if len(eph) != 1 || eph[0].Channel != "C1" || eph[0].Via != slackstandin.MethodResponseURL ||
+		!strings.Contains(eph[0].Text, "did not open in time") || !strings.Contains(eph[0].Text, "Add my order") {
+		t.Fatalf("what the user sees: %+v", eph)
+	}
+	if calls := r.slack.Calls("views.open"); len(calls) != 2 || len(r.slack.Views(user)) != 1 {
+		t.Fatalf("%d views.open calls, %d views; want 2 calls, the second refused", len(calls), len(r.slack.Views(user)))
+	}
+	lines, err := r.logs.Lines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range lines {
+		found = found || l["msg"] == "could not open order modal" && l["slack_error"] == "exchanged_trigger_id"
+	}
+	if !found {
+		t.Errorf("no warning naming exchanged_trigger_id in the logs:\n%s", r.logs.String())
 	}
 }

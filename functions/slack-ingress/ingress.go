@@ -589,10 +589,33 @@ func (in *Ingress) openOrderModal(ctx context.Context, triggerID string, meta bl
 			log.Warn("no pre-fill: order lookup failed", "err", err)
 		}
 		view := blocks.OrderModalJSON(meta, pre)
-		if err := in.modals.OpenModal(ctx, triggerID, view); err != nil {
-			log.Warn("could not open order modal", "err", err)
+		err = in.modals.OpenModal(ctx, triggerID, view)
+		if err == nil {
+			return
+		}
+		log.Warn("could not open order modal", "err", err, "slack_error", slackapi.Code(err))
+		// Slack shows the user nothing when a modal does not open: say so
+		// where they acted, or they wait for a form that never comes.
+		if meta.ResponseURL == "" {
+			return
+		}
+		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), modalTimeout)
+		defer tcancel()
+		if err := in.modals.Ephemeral(tctx, meta.ResponseURL, modalFailed(err)); err != nil {
+			log.Warn("could not tell the user the order form did not open", "err", err)
 		}
 	}()
+}
+
+// modalFailed is what the user reads when their order form did not open.
+func modalFailed(err error) string {
+	const again = " Please try again: type `/coffee`, or press *Add my order* on the run."
+	switch slackapi.Code(err) {
+	case "expired_trigger_id", "exchanged_trigger_id":
+		return ":warning: Sorry, your order form did not open in time (Slack allows an app 3 seconds)." + again
+	default:
+		return ":warning: Sorry, Slack did not open your order form just now." + again
+	}
 }
 
 // event builds a CloudEvent keyed by partition key pk (team/channel, so one

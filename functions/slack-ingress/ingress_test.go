@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/coffeebuddy/coffeebuddy/shared/events"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka"
 	"github.com/coffeebuddy/coffeebuddy/shared/kafka/kafkatest"
+	"github.com/coffeebuddy/coffeebuddy/shared/logbuf"
 	"github.com/coffeebuddy/coffeebuddy/shared/postgres/pgtest"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackapi"
 	"github.com/coffeebuddy/coffeebuddy/shared/slackstandin"
@@ -33,7 +33,7 @@ type rig struct {
 	srv   *httptest.Server
 	kafka *kafkatest.Cluster
 	slack *slackstandin.Server
-	logs  *bytes.Buffer
+	logs  *logbuf.Buffer // the handler logs from background goroutines
 	now   time.Time
 }
 
@@ -46,7 +46,7 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(cl.Close)
 	sl := slackstandin.NewTestServer(t, slackstandin.Options{})
-	logs := &bytes.Buffer{}
+	logs := &logbuf.Buffer{}
 	r := &rig{db: pgtest.New(t), kafka: kc, slack: sl, logs: logs, now: time.Now()}
 	clients := slackapi.NewClients(config.StaticSecret("SLACK_BOT_TOKEN", slackstandin.DefaultBotToken), sl.APIURL())
 	v := slackapi.NewVerifier(config.StaticSecret("SLACK_SIGNING_SECRET", secret), 0, time.Now, slog.New(slog.DiscardHandler))
